@@ -1,0 +1,188 @@
+"""One request/response cycle as the adapters see it: read the body, send the response in
+whichever shape it has (bytes, file, iterable); must not touch a socket itself (it calls the
+connection's methods, which live in serve.py) and must not import worker or arbiter."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from .protocol import NEED_DATA, Data, EndOfMessage, Request
+from .response import ResponseParts, error_parts
+
+if TYPE_CHECKING:
+    from .serve import Connection
+
+__all__ = ["ClientGone", "Exchange", "HandlerTimeout"]
+
+
+class ClientGone(Exception):
+    """The client closed or stopped reading; nothing more can be sent on this connection."""
+
+
+class HandlerTimeout(BaseException):
+    """Raised inside a handler that ran past --timeout (a BaseException, so that a handler's
+    own `except Exception` cannot swallow it)."""
+
+
+class Exchange:
+    """A request in flight on one connection."""
+
+    __slots__ = ("conn", "request", "close", "started", "status", "bytes_sent", "start",
+                 "header_timeout", "min_body_rate", "_continue_sent", "_body_done",
+                 "_body_bytes")
+
+    def __init__(self, conn: Connection, request: Request, close: bool,
+                 header_timeout: float = 10.0, min_body_rate: int = 1024) -> None:
+        self.conn = conn
+        self.request = request
+        self.close = close
+        self.started = False
+        self.status = 0
+        self.bytes_sent = 0
+        self.start = time.monotonic()
+        self.header_timeout = header_timeout
+        self.min_body_rate = min_body_rate
+        self._continue_sent = False
+        self._body_done = not (request.chunked or request.content_length)
+        self._body_bytes = 0
+
+    @property
+    def peer(self) -> object:
+        return self.conn.peer
+
+    # -- request body --------------------------------------------------------------------
+    def read_chunk(self) -> bytes:
+        """The next piece of the request body; b"" once it is complete.
+
+        Sends 100 Continue the first time the body is asked for (RFC 9110 10.1.1), and
+        enforces the minimum body rate: a body must keep arriving at --min-body-rate bytes/s
+        after a grace of --header-timeout seconds, or TimeoutError ends the request (408).
+        """
+        if self._body_done:
+            return b""
+        proto = self.conn.proto
+        while True:
+            event = proto.next_event()
+            if type(event) is Data:
+                self._body_bytes += len(event.data)
+                return event.data  # type: ignore[no-any-return]
+            if isinstance(event, EndOfMessage):
+                self._body_done = True
+                return b""
+            if event is NEED_DATA:
+                if self.request.expect_continue and not self._continue_sent and not self.started:
+                    self._continue_sent = True
+                    self.conn.send_all(proto.informational_response(100))
+                self.conn.fill(self._body_deadline() - time.monotonic())
+                continue
+            self._body_done = True  # PAUSED or anything else: the body is over
+            return b""
+
+    def _body_deadline(self) -> float:
+        allowance = self.header_timeout
+        if self.min_body_rate > 0:
+            allowance += self._body_bytes / self.min_body_rate
+        else:
+            allowance = max(allowance, 3600.0)
+        return self.start + allowance
+
+    def read_body(self) -> bytes:
+        """The whole request body (limited by --limit-request-body in the protocol)."""
+        parts = []
+        while True:
+            chunk = self.read_chunk()
+            if not chunk:
+                return b"".join(parts)
+            parts.append(chunk)
+
+    def discard_body(self) -> None:
+        """Read and drop a body the handler left unread, as far as it has already arrived,
+        so that the connection can be reused; stops without waiting."""
+        proto = self.conn.proto
+        while not self._body_done:
+            event = proto.next_event()
+            if isinstance(event, EndOfMessage):
+                self._body_done = True
+            elif event is NEED_DATA:
+                data = self.conn.recv_nowait()
+                if not data:
+                    return
+                proto.receive_data(data)
+            elif type(event) is not Data:
+                return
+
+    # -- response ------------------------------------------------------------------------
+    def respond(self, parts: ResponseParts) -> None:
+        """Send a finished response: bytes in one send, a file by sendfile, else streamed."""
+        body = parts.body
+        close = self.close or parts.close
+        if not self._body_done:
+            self.discard_body()
+        self.status = parts.status
+        self.started = True
+        conn = self.conn
+        if type(body) is bytes:
+            data = conn.proto.simple_response(parts.status, parts.headers, body, close=close)
+            self.bytes_sent = len(data)
+            conn.send_all(data)
+            return
+        if hasattr(body, "fileno") and hasattr(body, "read"):
+            self._respond_file(parts, body, close)
+            return
+        self._respond_stream(parts, body, close)
+
+    def _respond_file(self, parts: ResponseParts, handle: Any, close: bool) -> None:
+        conn = self.conn
+        try:
+            fd = handle.fileno()
+            offset = handle.tell()
+            size = os.fstat(fd).st_size - offset
+            head = conn.proto.start_response(parts.status, parts.headers, size, close=close)
+            conn.send_all(head)
+            self.bytes_sent = len(head)
+            status = parts.status
+            bodiless = (self.request.method == "HEAD" or status < 200 or status in (204, 304))
+            if not bodiless and size > 0:
+                sent = conn.sendfile(fd, offset, size)
+                self.bytes_sent += sent
+                conn.proto.note_body_sent(sent)  # sendfile bypassed send_data's framing
+            conn.send_all(conn.proto.end_response())
+        finally:
+            handle.close()
+
+    def _respond_stream(self, parts: ResponseParts, body: Iterable[Any], close: bool) -> None:
+        conn = self.conn
+        proto = conn.proto
+        try:
+            head = proto.start_response(parts.status, parts.headers, None, close=close)
+            conn.send_all(head)
+            self.bytes_sent = len(head)
+            for piece in body:
+                if isinstance(piece, str):
+                    piece = piece.encode("utf-8")
+                if piece:
+                    framed = proto.send_data(piece)
+                    if framed:
+                        conn.send_all(framed)
+                        self.bytes_sent += len(framed)
+            tail = proto.end_response()
+            if tail:
+                conn.send_all(tail)
+                self.bytes_sent += len(tail)
+        finally:
+            closer = getattr(body, "close", None)
+            if closer is not None:
+                closer()
+
+    def respond_error(self, status: int, message: str, close: bool = False) -> None:
+        self.close = self.close or close
+        self.respond(error_parts(status, message))
+
+    def respond_health(self, healthy: bool) -> None:
+        if healthy:
+            self.respond(error_parts(200, "ok"))
+        else:
+            self.respond_error(503, "stopping", close=True)

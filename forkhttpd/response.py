@@ -1,0 +1,144 @@
+"""The handler-facing response object (picohttp's HttpResponse) and the rules that turn a
+handler's result into status, header fields and body; imports no I/O and no settings."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from email.utils import formatdate
+from typing import Any
+
+__all__ = ["HTTPError", "HttpResponse", "ResponseParts", "finalize", "http_date", "SERVER_NAME"]
+
+SERVER_NAME = "forkhttpd"
+
+# Fields the connection itself writes (RFC 9112 6: message framing belongs to the server).
+_FRAMING_FIELDS = frozenset({"content-length", "transfer-encoding", "connection"})
+
+
+class HTTPError(Exception):
+    """Raised by a handler to answer `status` with `message` as a text/plain body (VSHS)."""
+
+    def __init__(self, status: int, message: str = "") -> None:
+        super().__init__(status, message)
+        self.status = int(status)
+        self.message = message
+
+
+class HttpResponse:
+    """What the handler fills in: picohttp's protocol, status, headers and data."""
+
+    __slots__ = ("protocol", "status", "headers", "data")
+
+    def __init__(self) -> None:
+        self.protocol = "HTTP/1.1"
+        self.status = 200
+        self.headers: dict[str, str] = {}
+        self.data: Any = ""
+
+    def __repr__(self) -> str:
+        return f"<HttpResponse {self.status}>"
+
+
+class ResponseParts:
+    """A finished response ready for the connection: fields exclude framing fields."""
+
+    __slots__ = ("status", "headers", "body", "close")
+
+    def __init__(self, status: int, headers: list[tuple[str, str]], body: Any,
+                 close: bool = False) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body  # bytes, or (streaming interfaces) an iterable / file
+        self.close = close
+
+
+_date_cache: list[Any] = [0, ""]
+
+
+def http_date() -> str:
+    """The IMF-fixdate of now (RFC 9110 5.6.7), formatted at most once a second."""
+    now = int(time.time())
+    if _date_cache[0] != now:
+        _date_cache[0] = now
+        _date_cache[1] = formatdate(now, usegmt=True)
+    return str(_date_cache[1])
+
+
+def _encode_value(value: Any) -> tuple[bytes | Any, str | None]:
+    """A returned value -> (body, default content type), by VSHS's table."""
+    if value is None:
+        return b"", None
+    if isinstance(value, str):
+        return value.encode("utf-8"), "text/plain; charset=utf-8"
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value), "application/octet-stream"
+    typed = getattr(value, "__forkhttpd_body__", None)
+    if typed is not None:  # Blob-like objects and SSE responses describe themselves
+        body, content_type = typed()
+        return body, content_type
+    if isinstance(value, (dict, list, tuple, int, float, bool)):
+        return json.dumps(value).encode("utf-8"), "application/json"
+    if isinstance(value, Iterable) or hasattr(value, "read"):
+        return value, None  # streamed by the connection
+    raise TypeError(f"cannot send a {type(value).__name__} as a response body")
+
+
+def _encode_data(data: Any) -> Any:
+    """picohttp's response.data: str as UTF-8, bytes as they are, None as empty."""
+    if isinstance(data, str):
+        return data.encode("utf-8")
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return bytes(data)
+    if data is None:
+        return b""
+    body, _ = _encode_value(data)
+    return body
+
+
+def finalize(response: HttpResponse, returned: Any = None) -> ResponseParts:
+    """Combine the filled-in response and the handler's return value into ResponseParts.
+
+    A returned value (other than None) wins over response.data, and brings its content type
+    unless the handler set Content-Type itself. Date and Server are added unless set.
+    """
+    content_type: str | None = None
+    if returned is None:
+        body = _encode_data(response.data)
+    else:
+        body, content_type = _encode_value(returned)
+    headers: list[tuple[str, str]] = []
+    has_date = has_server = has_type = close = False
+    for name, value in response.headers.items():
+        lowered = name.lower()
+        if lowered in _FRAMING_FIELDS:
+            if lowered == "connection" and "close" in str(value).lower():
+                close = True
+            continue
+        if lowered == "date":
+            has_date = True
+        elif lowered == "server":
+            has_server = True
+        elif lowered == "content-type":
+            has_type = True
+        headers.append((name, value if isinstance(value, str) else str(value)))
+    if content_type is not None and not has_type:
+        headers.append(("Content-Type", content_type))
+    if not has_server:
+        headers.append(("Server", SERVER_NAME))
+    if not has_date:
+        headers.append(("Date", http_date()))
+    if response.protocol == "HTTP/1.0":
+        close = True
+    return ResponseParts(int(response.status), headers, body, close)
+
+
+def error_parts(status: int, message: str) -> ResponseParts:
+    """A short text/plain error response that reveals nothing about the server's insides."""
+    body = (message.rstrip("\n") + "\n").encode("utf-8", "replace")
+    return ResponseParts(status, [
+        ("Content-Type", "text/plain; charset=utf-8"),
+        ("Server", SERVER_NAME),
+        ("Date", http_date()),
+    ], body)

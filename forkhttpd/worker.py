@@ -1,0 +1,171 @@
+"""One worker process after fork: signals, title, heartbeat, self-recycling, then the
+connection loop; must not import arbiter or supervision (and never forks or kills).
+
+A worker never returns to its caller's code: `run_worker` ends the process with os._exit.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import os
+import random
+import signal
+import socket
+import sys
+import time
+from types import FrameType
+from typing import Any
+
+from setproctitle import setproctitle
+
+from . import heartbeat, logs
+from .exchange import Exchange, HandlerTimeout
+from .heartbeat import Slot
+from .interfaces import Adapter
+from .protocol import Limits
+from .serve import ServeLoop, ServeOptions
+from .signals import reset_signals
+
+__all__ = ["run_worker", "serve_options"]
+
+
+def serve_options(settings: Any) -> ServeOptions:
+    """The connection loop's options from the settings."""
+    return ServeOptions(
+        limits=Limits(
+            max_request_line=settings.limit_request_line,
+            max_header_fields=settings.limit_request_fields,
+            max_header_field_size=settings.limit_request_field_size,
+            max_body_size=settings.limit_request_body,
+            require_host=not settings.allow_missing_host,
+        ),
+        keep_alive=settings.keep_alive,
+        max_keepalive_requests=settings.max_keepalive_requests,
+        header_timeout=settings.header_timeout,
+        min_body_rate=settings.min_body_rate,
+        health_path=settings.health_path,
+    )
+
+
+class _Worker:
+    def __init__(self, adapter: Adapter, listeners: list[socket.socket], settings: Any,
+                 slot: Slot, number: int, generation: int, master_pid: int,
+                 app_label: str) -> None:
+        self.settings = settings
+        self.slot = slot
+        self.number = number
+        self.generation = generation
+        self.master_pid = master_pid
+        self.parent_at_fork = os.getppid()
+        self.app_label = app_label
+        self.started = time.monotonic()
+        jitter = settings.max_requests_jitter
+        self.max_requests = (settings.max_requests + random.randint(0, jitter)
+                             if settings.max_requests > 0 else 0)
+        lifetime = settings.max_worker_lifetime
+        self.lifetime = (lifetime + random.uniform(0, settings.max_worker_lifetime_jitter)
+                         if lifetime > 0 else 0.0)
+        self.recycle_asked = False
+        self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.access = (logs.AccessLog(settings.access_logfile, settings.access_log_format)
+                       if settings.access_logfile else None)
+        self.loop = ServeLoop(listeners, adapter, serve_options(settings), self.tick,
+                              self.wake_r, self.on_response if self.access else None)
+        self.last_title = ""
+
+    # -- signals: record and wake, nothing more (except the handler timeout) --------------
+    def on_term(self, signum: int, frame: FrameType | None) -> None:
+        self.loop.stopping = True
+        self._wake()
+
+    def on_quit(self, signum: int, frame: FrameType | None) -> None:
+        self.slot.set_exit_reason(heartbeat.EXIT_REASONS.index("shutdown"))
+        os._exit(0)
+
+    def on_usr1(self, signum: int, frame: FrameType | None) -> None:
+        logs.reopen_logs()
+
+    def on_alarm(self, signum: int, frame: FrameType | None) -> None:
+        # The master saw no heartbeat for --timeout: interrupt the handler (gently first).
+        if self.loop.in_handler:
+            raise HandlerTimeout(f"handler ran longer than --timeout {self.settings.timeout}s")
+
+    def _wake(self) -> None:
+        try:
+            os.write(self.wake_w, b"!")
+        except OSError:
+            pass
+
+    # -- the loop's callbacks ---------------------------------------------------------------
+    def tick(self, now: float) -> None:
+        slot = self.slot
+        slot.beat(now)
+        loop = self.loop
+        slot.counts(loop.requests, 0, len(loop.conns))
+        slot.set_state(heartbeat.IDLE if not loop.stopping else heartbeat.EXITING)
+        parent = os.getppid()
+        if parent != self.master_pid and parent != self.parent_at_fork:
+            logs.error_log.warning("master %d is gone; exiting", self.master_pid)
+            slot.set_exit_reason(heartbeat.EXIT_REASONS.index("master-gone"))
+            os._exit(0)
+        if not self.recycle_asked:
+            if self.max_requests and loop.requests >= self.max_requests:
+                self.recycle_asked = True
+                slot.want_recycle(heartbeat.EXIT_REASONS.index("max-requests"))
+            elif self.lifetime and now - self.started >= self.lifetime:
+                self.recycle_asked = True
+                slot.want_recycle(heartbeat.EXIT_REASONS.index("lifetime"))
+        state = "exiting" if loop.stopping else ("busy" if loop.conns else "idle")
+        title = (f"forkhttpd: worker {self.number} gen {self.generation} [{self.app_label}] "
+                 f"{state} {loop.requests} reqs")
+        if title != self.last_title:
+            setproctitle(title)
+            self.last_title = title
+
+    def on_response(self, exchange: Exchange) -> None:
+        assert self.access is not None
+        request = exchange.request
+        self.access.write(exchange.peer, request.request_line, exchange.status,
+                          exchange.bytes_sent, int((time.monotonic() - exchange.start) * 1e6),
+                          request.headers)
+
+    def run(self) -> None:
+        reset_signals()
+        signal.signal(signal.SIGTERM, self.on_term)
+        signal.signal(signal.SIGINT, self.on_quit)
+        signal.signal(signal.SIGQUIT, self.on_quit)
+        signal.signal(signal.SIGUSR1, self.on_usr1)
+        signal.signal(signal.SIGALRM, self.on_alarm)
+        for ignored in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR2):
+            signal.signal(ignored, signal.SIG_IGN)
+        signal.siginterrupt(signal.SIGALRM, True)
+        logs.set_role(f"worker {self.number}")
+        try:
+            faulthandler.enable(file=sys.stderr, all_threads=True)
+        except (ValueError, OSError):
+            pass
+        self.tick(time.monotonic())
+        self.loop.run()
+        self.slot.set_state(heartbeat.EXITING)
+        self.slot.set_exit_reason(heartbeat.EXIT_REASONS.index("shutdown"))
+
+
+def run_worker(adapter: Adapter, listeners: list[socket.socket], settings: Any, slot: Slot,
+               number: int, generation: int, master_pid: int, app_label: str) -> None:
+    """Serve until told to stop, then end the process (never returns)."""
+    code = 0
+    try:
+        _Worker(adapter, listeners, settings, slot, number, generation, master_pid,
+                app_label).run()
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else 1
+    except BaseException:
+        logs.error_log.exception("worker %d crashed", number)
+        code = 1
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except Exception:  # noqa: BLE001 - nothing left to report to
+            pass
+    os._exit(code)
