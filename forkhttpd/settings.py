@@ -241,8 +241,8 @@ def _cross_check(settings: Settings) -> list[str]:
         errors.append(f"--max-worker-lifetime-jitter ({settings.max_worker_lifetime_jitter:g})"
                       f" must not exceed --max-worker-lifetime "
                       f"({settings.max_worker_lifetime:g})")
-    if settings.interface != "auto" and settings.app is None:
-        errors.append(f"--interface {settings.interface} needs --app")
+    if settings.interface != "auto" and settings.app is None and settings.routes is None:
+        errors.append(f"--interface {settings.interface} needs --app or --routes")
     prefixes: dict[str, str] = {}
     for flag, mounts in (("--static", settings.static), ("--cgi-dir", settings.cgi_dir)):
         for mount in mounts:
@@ -272,7 +272,8 @@ def load_settings(argv: list[str], environ: Mapping[str, str] | None = None) -> 
     merged = {setting.name: setting.default for setting in SETTINGS}
     for layer in (file, env, cli):
         merged.update((name, value) for name, value in layer.items() if value is not _MISSING)
-    merged["config"] = config if isinstance(config, str) else None
+    # Absolute, so that a reload after --chdir still finds the file.
+    merged["config"] = os.path.abspath(config) if isinstance(config, str) else None
     settings = Settings(**merged)
     if not errors:
         errors = _cross_check(settings)

@@ -275,7 +275,8 @@ class Settings:
 
     # ---- process ----
     config: str | None = _setting(
-        None, "-c", "--config", section="process", reloadable=False, type=Optional(_PATH),
+        None, "-c", "--config", section="process", reloadable=False,
+        type=Optional(Str("a path", "path", "FILE")),
         in_file=False, compare=False, help="TOML file to read settings from")
     daemon: bool = _setting(
         False, "-D", "--daemon", section="process", reloadable=False, type=Bool(),

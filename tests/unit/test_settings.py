@@ -147,6 +147,12 @@ def test_config_from_env_variable(tmp_path: Path) -> None:
     assert (s.workers, s.config) == (7, str(path))
 
 
+def test_config_path_is_made_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "a.toml").write_text("workers = 7\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    assert load_settings(["-c", "a.toml"], {}).config == str(tmp_path / "a.toml")
+
+
 def test_config_flag_beats_config_variable(tmp_path: Path) -> None:
     (tmp_path / "a.toml").write_text("workers = 7\n", encoding="utf-8")
     (tmp_path / "b.toml").write_text("workers = 8\n", encoding="utf-8")
@@ -550,8 +556,9 @@ def test_lifetime_jitter_larger_than_lifetime() -> None:
 
 
 def test_explicit_interface_needs_an_app() -> None:
-    assert error_of(["--interface", "wsgi"]) == "--interface wsgi needs --app"
+    assert error_of(["--interface", "wsgi"]) == "--interface wsgi needs --app or --routes"
     assert load(["--interface", "wsgi", "--app", "a:b"]).interface == "wsgi"
+    assert load(["--interface", "native", "--routes", "r"]).interface == "native"
 
 
 def test_duplicate_bind() -> None:
