@@ -47,7 +47,7 @@ class ServerConnection:
 
     __slots__ = ("limits", "request", "request_complete", "keep_alive", "_buf", "_eof",
                  "_state", "_reader", "_scanner", "_error", "_response", "_framing",
-                 "_unsent", "_sent_100")
+                 "_unsent", "_sent_100", "_max_head")
 
     def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
         self.limits = limits
@@ -62,6 +62,7 @@ class ServerConnection:
         self._state = _HEAD
         self._reader: ContentLengthReader | ChunkedReader | None = None
         self._scanner = SectionScanner(limits, True)
+        self._max_head = limits.max_head_size
         self._error: ProtocolError | None = None
         self._response = _R_NONE
         self._framing = _F_NONE
@@ -103,6 +104,11 @@ class ServerConnection:
             if end < 0:
                 return self._incomplete_head()
             try:
+                if end > self._max_head:
+                    # bigger than the line/field limits allow: let the scanner name the
+                    # first offending line without regex-parsing a huge head
+                    self._scanner.reset()
+                    self._scanner.scan(buf)
                 request = parse_head(buf[:end + 2].decode("latin-1"), self.limits)
             except ProtocolError as exc:
                 self._fail(exc)

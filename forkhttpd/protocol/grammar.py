@@ -19,16 +19,19 @@ TOKEN_RE = re.compile(TOKEN)
 # RFC 9110 5.5: field-vchar = VCHAR / obs-text; SP and HTAB may appear *inside* a
 # value. Every other CTL (NUL, CR, LF, VT, DEL, ...) is invalid and we reject it.
 VCHAR_OBS = r"\x21-\x7e\x80-\xff"
-FIELD_VALUE = f"(?:[{VCHAR_OBS}]+(?:[ \\t]+[{VCHAR_OBS}]+)*)?"
 # RFC 9112 5: field-line = field-name ":" OWS field-value OWS. No whitespace is
-# allowed between name and colon (RFC 9112 5.1); the OWS around the value is not
-# part of the value. The classes on both sides of the value are disjoint, so the
-# match is unambiguous and backtracking stays linear.
-FIELD_LINE = f"({TOKEN}):[ \\t]*({FIELD_VALUE})[ \\t]*"
+# allowed between name and colon (RFC 9112 5.1). The value group also captures
+# the trailing OWS (a field-value cannot end in SP/HTAB, so rstrip recovers it):
+# that keeps the pattern deterministic. Possessive quantifiers and the line-start
+# anchor below matter: with plain greedy ones an 8 KB line of spaces or without a
+# colon costs re.split quadratic time (~0.5 s per line), a CPU DoS.
+FIELD_VALUE_OWS = "[\t\x20-\x7e\x80-\xff]*+"
+FIELD_LINE = f"([{TCHAR}]++):[ \t]*+({FIELD_VALUE_OWS})"
 #: one field line without its terminator (use fullmatch)
 FIELD_LINE_RE = re.compile(FIELD_LINE)
-#: a block of CRLF-terminated field lines; re.split() yields [gap, name, value, gap, ...]
-FIELD_LINES_RE = re.compile(FIELD_LINE + "\r\n")
+#: a block of CRLF-terminated field lines; re.split() yields [gap, name, value, gap, ...].
+#: `^` (MULTILINE) makes every attempt away from a line start fail in O(1).
+FIELD_LINES_RE = re.compile(f"(?m)^{FIELD_LINE}\r\n")
 
 # RFC 9112 3: request-line = method SP request-target SP HTTP-version, single SPs.
 # The target may hold any visible byte or obs-text: the URI grammar is checked by
@@ -45,7 +48,7 @@ HTTP_VERSION_RE = re.compile(r"HTTP/([0-9])\.([0-9])")
 # reg-name = *( unreserved / pct-encoded / sub-delims ). IPv4 is a subset of reg-name.
 _UNRESERVED_SUB = r"A-Za-z0-9\-._~!$&'()*+,;="
 _IP_LITERAL = rf"\[(?:[0-9A-Fa-f:.]+|[vV][0-9A-Fa-f]+\.[{_UNRESERVED_SUB}:]+)\]"
-_REG_NAME = rf"(?:[{_UNRESERVED_SUB}]|%[0-9A-Fa-f]{{2}})*"
+_REG_NAME = rf"(?:[{_UNRESERVED_SUB}]++|%[0-9A-Fa-f]{{2}})*+"
 URI_HOST = f"(?:{_IP_LITERAL}|{_REG_NAME})"
 #: RFC 9110 7.2: Host = uri-host [ ":" port ]; port = *DIGIT (may be empty)
 HOST_RE = re.compile(f"{URI_HOST}(?::[0-9]*)?")
@@ -65,8 +68,8 @@ MAX_CONTENT_LENGTH_DIGITS = 18
 #                 chunk-ext-val = token / quoted-string (RFC 9110 5.6.4)
 _QUOTED_STRING = rb'"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*"'
 _BTOKEN = TOKEN.encode("ascii")
-_CHUNK_EXT = (rb"(?:[ \t]*;[ \t]*" + _BTOKEN
-              + rb"(?:[ \t]*=[ \t]*(?:" + _BTOKEN + rb"|" + _QUOTED_STRING + rb"))?)*")
+_CHUNK_EXT = (rb"(?:[ \t]*+;[ \t]*+" + _BTOKEN
+              + rb"(?:[ \t]*+=[ \t]*+(?:" + _BTOKEN + rb"|" + _QUOTED_STRING + rb"))?)*+")
 #: at most 16 significant hex digits (2**64-1): bounds int() and any overflow downstream
 CHUNK_LINE_RE = re.compile(rb"0*([0-9A-Fa-f]{1,16})" + _CHUNK_EXT)
 HEX_RUN_RE = re.compile(rb"[0-9A-Fa-f]+")

@@ -169,19 +169,30 @@ def diagnose_lines(text: str, limits: Limits, has_request_line: bool) -> NoRetur
 
 
 def parse_fields(block: str, limits: Limits, has_request_line: bool,
-                 text: str) -> tuple[Headers, list[str]]:
-    """Parse CRLF-terminated field lines -> (headers, lowered names); on error diagnose `text`."""
+                 text: str) -> tuple[Headers, list[str], list[str]]:
+    """Parse CRLF-terminated field lines -> (headers, lowered names, values); else diagnose."""
     if not block:
-        return [], []
+        return [], [], []
     parts = FIELD_LINES_RE.split(block)
     names = parts[1::3]
+    # re.split leaves every stretch the regex did not match in parts[::3]: all
+    # empty means the block is exactly a sequence of valid field lines.
     if (any(parts[::3]) or len(names) > limits.max_header_fields
             or (len(block) > limits.max_header_field_size
                 and max(map(len, block.split("\r\n"))) > limits.max_header_field_size)):
         diagnose_lines(text, limits, has_request_line)
-    # lower-case all names in one C call instead of one .lower() per field
-    lowered = "\n".join(names).lower().split("\n")
-    return list(zip(lowered, parts[2::3], strict=True)), lowered
+    names = list(map(str.lower, names))  # RFC 9110 5.1: field names are case-insensitive
+    values = parts[2::3]
+    if " \r\n" in block or "\t\r\n" in block:
+        values = [v.rstrip(_OWS) for v in values]  # trailing OWS (RFC 9112 5), rare
+    return list(zip(names, values, strict=True)), names, values
+
+
+def _values(name: str, names: list[str], values: list[str]) -> list[str]:
+    """All values of field `name` (lower-case), in order."""
+    if names.count(name) == 1:
+        return [values[names.index(name)]]
+    return [v for n, v in zip(names, values, strict=True) if n == name]
 
 
 # --------------------------------------------------------------------------- whole head
@@ -190,7 +201,7 @@ def parse_head(head: str, limits: Limits) -> Request:
     """Parse `head` = request-line CRLF *( field-line CRLF ), without the final empty line."""
     crlf = head.find("\r\n")
     line = head[:crlf]
-    if len(line) > limits.max_request_line or len(head) > limits.max_head_size:
+    if len(line) > limits.max_request_line:
         diagnose_lines(head, limits, True)
     m = REQUEST_LINE_RE.fullmatch(line)
     if m is None:
@@ -202,51 +213,40 @@ def parse_head(head: str, limits: Limits) -> Request:
         host: str | None = None
     else:
         path, query, host = parse_target(method, target)
-    headers, names = parse_fields(head[crlf + 2:], limits, True, head)
+    headers, names, values = parse_fields(head[crlf + 2:], limits, True, head)
 
     content_length: int | None = None
     chunked = False
     keep_alive = version == "1.1"
     expect_continue = False
-    host_values: list[str] = []
+    has_host = False
     if names and not _SPECIAL.isdisjoint(names):
-        cl_values: list[str] = []
-        te_values: list[str] = []
-        conn_values: list[str] = []
-        expect_values: list[str] = []
-        for name, value in headers:
-            if name in _SPECIAL:
-                if name == "host":
-                    host_values.append(value)
-                elif name == "content-length":
-                    cl_values.append(value)
-                elif name == "transfer-encoding":
-                    te_values.append(value)
-                elif name == "connection":
-                    conn_values.append(value)
-                else:
-                    expect_values.append(value)
-        if host_values:
+        # Look the few special fields up by name (C-level list ops) instead of
+        # looping over every field in Python.
+        if "host" in names:
+            host_values = _values("host", names, values)
             if len(host_values) > 1:
                 # RFC 9112 3.2: more than one Host field line MUST get 400
                 raise ProtocolError(400, "multiple Host headers")
             if not HOST_RE.fullmatch(host_values[0]):
                 # RFC 9112 3.2: a Host field with an invalid value MUST get 400
                 raise ProtocolError(400, "invalid Host header")
+            has_host = True
             if host is None:
                 # RFC 9112 3.2.2: with absolute-form the target's authority wins
                 host = host_values[0]
-        if cl_values:
-            content_length = _content_length(cl_values)
-        if te_values:
-            chunked = _transfer_encoding(te_values, version, content_length)
-        if conn_values:
-            keep_alive = _keep_alive(conn_values, version)
-        if expect_values and version == "1.1":
+        if "content-length" in names:
+            content_length = _content_length(_values("content-length", names, values))
+        if "transfer-encoding" in names:
+            chunked = _transfer_encoding(_values("transfer-encoding", names, values),
+                                         version, content_length)
+        if "connection" in names:
+            keep_alive = _keep_alive(_values("connection", names, values), version)
+        if version == "1.1" and "expect" in names:
             # RFC 9110 10.1.1: a 100-continue expectation in an HTTP/1.0 request
             # MUST be ignored, so only 1.1 requests are looked at.
-            expect_continue = _expect(expect_values)
-    if not host_values and version == "1.1" and limits.require_host:
+            expect_continue = _expect(_values("expect", names, values))
+    if not has_host and version == "1.1" and limits.require_host:
         # RFC 9112 3.2: an HTTP/1.1 request without Host MUST get 400 (also with
         # absolute-form: the client must still send Host)
         raise ProtocolError(400, "missing Host header")
@@ -308,6 +308,12 @@ def _transfer_encoding(values: list[str], version: str, content_length: int | No
 def _keep_alive(values: list[str], version: str) -> bool:
     # RFC 9110 7.6.1: Connection = #connection-option, case-insensitive tokens.
     # RFC 9112 9.3: 1.1 persists unless "close"; 1.0 only with "keep-alive".
+    if len(values) == 1:
+        option = values[0].lower()
+        if option == "keep-alive":  # the common single values, without a set
+            return True
+        if option == "close":
+            return False
     options = {o.strip(_OWS) for v in values for o in v.lower().split(",")}
     if "close" in options:
         return False

@@ -222,7 +222,7 @@ class ChunkedReader:
         trailers: Headers = []
         if text:
             # RFC 9112 7.1.2: trailer-section = *( field-line CRLF ), same rules as the head
-            trailers, names = parse_fields(text, self._limits, False, text)
+            trailers, names, _ = parse_fields(text, self._limits, False, text)
             if not FORBIDDEN_TRAILERS.isdisjoint(names):
                 raise ProtocolError(400, "forbidden field in trailer section")  # RFC 9110 6.5.1
         return EndOfMessage(trailers)
