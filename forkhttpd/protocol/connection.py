@@ -114,8 +114,7 @@ class ServerConnection:
                 self._fail(exc)
                 raise
             del buf[:end + 4]
-            if self._scanner.search_from:
-                self._scanner.reset()
+            self._scanner.reset()
             self.request = request
             self.keep_alive = request.keep_alive
             if request.chunked:

@@ -157,7 +157,7 @@ class ChunkedReader:
     def _read_size(self, buf: bytearray, eof: bool) -> bool:
         end = buf.find(b"\r\n", self._search_from, MAX_CHUNK_LINE + 2)
         if end < 0:
-            if len(buf) > MAX_CHUNK_LINE:
+            if len(buf) >= MAX_CHUNK_LINE + 2:  # a CRLF would have been inside the window
                 raise ProtocolError(400, "chunk header too long")  # bounds chunk-ext too
             if buf.find(b"\n", self._search_from) >= 0:
                 raise ProtocolError(400, "bare LF in chunk header")  # RFC 9112 2.2

@@ -478,6 +478,30 @@ def test_chunk_extension_length_bounded() -> None:
     assert _status([chunked(b"5;x=" + b"a" * 5000)], LAX, eof=False) == 400
 
 
+def test_chunk_line_limit_is_the_same_whole_and_bytewise() -> None:
+    ext = b"5;x=" + b"a" * (4096 - 4)
+    assert len(ext) == 4096
+    assert body_of(chunked(ext + b"\r\nhello\r\n0\r\n\r\n"))[0] == b"hello"
+    assert _status([bytes([c]) for c in chunked(ext + b"\r\nhello\r\n0\r\n\r\n")],
+                   LAX, eof=False) is None
+    reject(chunked(ext + b"a\r\nhello\r\n0\r\n\r\n"), 400)
+
+
+def test_tiny_pieces_then_next_head_scanned_afresh() -> None:
+    conn = ServerConnection(LAX)
+    for piece in (b"GE", b"T / HTTP/1.1\r\n\r\n"):
+        conn.receive_data(piece)
+        event = conn.next_event()
+    assert isinstance(event, Request)
+    assert conn.next_event() == EndOfMessage()
+    conn.simple_response(200, [], b"")
+    conn.start_next_cycle()
+    conn.receive_data(b"A\nB")  # bare LF right at the start of the next head
+    with pytest.raises(ProtocolError) as info:
+        conn.next_event()
+    assert info.value.reason == "bare LF in request head"
+
+
 @pytest.mark.parametrize("after", [b"XX0\r\n\r\n", b"\n0\r\n\r\n", b"\rX", b" \r\n0\r\n\r\n"])
 def test_missing_crlf_after_chunk_data_is_400(after: bytes) -> None:
     reject(chunked(b"5\r\nhello" + after), 400)
