@@ -257,6 +257,16 @@ class ServerConnection:
             return data
         return b""
 
+    def note_body_sent(self, count: int) -> None:
+        """Account for `count` body bytes the caller sent itself (os.sendfile), so that
+        end_response() can still check the declared Content-Length."""
+        if self._response != _R_STARTED or self._framing != _F_LENGTH:
+            raise LocalProtocolError("note_body_sent() needs a started Content-Length response")
+        if count > self._unsent:
+            self.keep_alive = False
+            raise LocalProtocolError("more body data than the declared Content-Length")
+        self._unsent -= count
+
     def end_response(self) -> bytes:
         """Bytes that end the response body; checks Content-Length was honoured."""
         if self._response != _R_STARTED:
