@@ -115,7 +115,8 @@ def test_pipelined_requests_answered_in_order(server) -> None:  # type: ignore[n
 def test_head_has_no_body_but_the_same_length(server) -> None:  # type: ignore[no-untyped-def]
     with connect(server) as sock:
         buffer = bytearray()
-        sock.sendall(b"HEAD /hello HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.sendall(b"HEAD /hello HTTP/1.1\r\nHost: x\r\n\r\n"
+                     b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
         status, headers, _ = read_response(sock, buffer, head=True)
         assert status == 200 and headers["content-length"] == "12"
         # the GET's response follows the HEAD's head directly: no body bytes in between
