@@ -1,81 +1,146 @@
 """The master's watch over running workers: heartbeat timeouts (alarm, abort, kill), memory
-limits and staggered recycles, acted on from supervision.judge()'s verdicts; a mixin of the
-Arbiter, part of the arbiter package (the only place that signals workers)."""
+limits, staggered recycles, graceful retirement and the one log line per worker exit, acted
+on from supervision.judge()'s verdicts; a mixin of the Arbiter, part of the arbiter package
+(the only place that signals workers); it never imports application code."""
 
 from __future__ import annotations
 
+import os
 import signal
-from typing import TYPE_CHECKING, Any
+import time
+from dataclasses import dataclass, field
+from typing import Any
 
 from .. import logs
-from ..supervision import judge, observe
+from ..heartbeat import Scoreboard
+from ..supervision import Sample, judge, observe
+from .children import describe_status, send
 
-if TYPE_CHECKING:
-    from .master import WorkerRecord
-
-__all__ = ["Supervising"]
+__all__ = ["BEAT_PERIOD", "RECYCLES", "Supervising", "WorkerRecord", "exit_reason"]
 
 log = logs.error_log
 
+BEAT_PERIOD = 0.25  # a worker's loop beats this often (serve.py's housekeeping period)
+RECYCLES = ("max-requests", "lifetime", "rss")  # staggered: one per generation at a time
+_QUIET = ("reload", "shutdown", "max-requests", "lifetime", "ttou", "rss")  # logged at info
+_CRASH_SIGNALS = {signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE,
+                  signal.SIGABRT}
+_PLACEHOLDER_TIMEOUT = 10.0  # a zygote that never reports a worker it was asked for
+_FAST_DEATH = 1.0  # a worker that dies this soon after its start, unasked, failed to start
+
+
+@dataclass
+class WorkerRecord:
+    """What the master knows of one worker. Until the zygote reports the PID, the record is
+    a placeholder whose pid is -(slot + 1)."""
+
+    pid: int
+    number: int
+    generation: int
+    slot: int
+    spawned: float
+    process: Any = None  # the psutil.Process made as soon as the PID is known
+    ready: bool = False
+    replacing: str = ""  # a recycle reason: a successor starts first, then it is retired
+    retiring: str = ""  # the reason the master asked it to stop
+    retire_deadline: float = 0.0
+    kill_reason: str = ""
+    timeout_stage: int = 0  # 0 fine, 1 alarmed, 2 aborted, 3 killed
+    stage_since: float = 0.0
+    over_rss_since: float | None = None
+    sample: Sample = field(default_factory=lambda: Sample(alive=True))
+
+
+def exit_reason(asked: str, reported: str, status: int) -> str:
+    """Why a worker ended: what the master asked for first, else what its status says.
+
+    `reported` is the reason the worker wrote in its slot. A worker that ends on a signal the
+    master did not send was killed ("signal"), unless the signal is a crash (SEGV, ABRT...);
+    a non-zero exit is a crash; a clean exit after a TERM nobody here sent is "signal" too.
+    """
+    if asked:
+        return asked
+    if os.WIFSIGNALED(status):
+        return "crash" if os.WTERMSIG(status) in _CRASH_SIGNALS else "signal"
+    if reported in ("master-gone", "app-error"):
+        return reported
+    if os.waitstatus_to_exitcode(status) != 0:
+        return "crash"
+    return "signal" if reported == "shutdown" else "exit"
+
 
 class Supervising:
-    """Mixed into Arbiter: expects settings, board, workers and _kill()."""
+    """Mixed into Arbiter: reads the scoreboard, asks judge(), signals workers."""
 
     settings: Any
-    board: Any
+    board: Scoreboard
     workers: dict[int, WorkerRecord]
+    stopping: str
+    fast_failures: int
+    spawn_not_before: float
 
-    def _kill(self, pid: int, sig: int) -> None:
-        raise NotImplementedError
-
+    # -- the watch ------------------------------------------------------------------------
     def _supervise(self, now: float) -> None:
         settings = self.settings
+        timeout = settings.timeout + BEAT_PERIOD if settings.timeout > 0 else 0.0
         grace = min(5.0, max(1.0, settings.timeout / 2))
         for record in list(self.workers.values()):
             if record.pid <= 0:
+                if now - record.spawned > _PLACEHOLDER_TIMEOUT:
+                    log.warning("worker %d (gen %d) was never reported by its zygote; "
+                                "giving up on it", record.number, record.generation)
+                    self._forget_placeholder(record)
                 continue
             view = self.board.read(record.slot)
             if not record.ready and view.state not in ("starting", "free"):
                 record.ready = True
-            if record.retiring:
-                if now >= record.retire_deadline:
-                    log.warning("worker %d (pid %d) did not stop within %.0fs; killing it",
-                                record.number, record.pid, settings.graceful_timeout)
-                    self._kill(record.pid, signal.SIGKILL)
-                    record.retire_deadline = now + 5.0
+            if self.fast_failures and record.ready and now - record.spawned > 2 * _FAST_DEATH:
+                self.fast_failures = 0
+            if record.retiring and now >= record.retire_deadline:
+                log.warning("worker %d (pid %d) did not stop within %.0fs; SIGKILL",
+                            record.number, record.pid, settings.graceful_timeout)
+                self._kill(record.pid, signal.SIGKILL)
+                record.retire_deadline = now + 5.0
                 continue
-            if view.wants_recycle and not record.replacing:
-                self._ask_replacement(record, view.exit_reason or "max-requests")
-            if now - view.last_beat <= settings.timeout or settings.timeout <= 0:
+            if record.timeout_stage and now - view.last_beat <= timeout:
+                # It beats again: the alarm interrupted its handler, which answered 503.
+                # The worker may be left in a strange state; replace it, without waiting.
                 record.timeout_stage = 0
+                self._replace(record, "timeout", staggered=False)
+            if view.wants_recycle:
+                self._replace(record, view.exit_reason or "max-requests")
             record.sample = observe(record.process)
-            rss = record.sample.rss_mib
-            if settings.max_rss and rss > settings.max_rss:
+            if settings.max_rss and record.sample.rss_mib > settings.max_rss:
                 record.over_rss_since = record.over_rss_since or now
             else:
                 record.over_rss_since = None
             verdict = judge(now=now, last_beat=view.last_beat, sample=record.sample,
-                            timeout=settings.timeout, max_rss=settings.max_rss,
+                            timeout=timeout, max_rss=settings.max_rss,
                             over_rss_since=record.over_rss_since,
                             timeout_stage=record.timeout_stage,
                             stage_since=record.stage_since, grace=grace)
-            self._act(record, verdict.action, verdict.reason, now, view.request_line)
+            self._act(record, verdict.action, verdict.reason, now)
 
-    def _act(self, record: WorkerRecord, action: str, reason: str, now: float,
-             line: str) -> None:
+    def _act(self, record: WorkerRecord, action: str, reason: str, now: float) -> None:
         if action == "ok":
             return
         if action == "recycle":
-            self._ask_replacement(record, reason)
+            if not record.retiring and not self._recycling(record):
+                # Over --max-rss: finish the current request and go now; the successor
+                # starts at once (waiting for it would let the worker grow further).
+                log.warning("worker %d (pid %d) uses %.0f MiB > --max-rss %d; replacing it",
+                            record.number, record.pid, record.sample.rss_mib,
+                            self.settings.max_rss)
+                self._retire(record, reason)
             return
         if action == "alarm":
-            log.error("worker %d (pid %d) silent for more than %.1fs while serving %r; "
-                      "interrupting its handler", record.number, record.pid,
-                      self.settings.timeout, line)
+            log.error("worker %d (pid %d, gen %d) silent for more than %gs; interrupting its "
+                      "handler (SIGALRM)", record.number, record.pid, record.generation,
+                      self.settings.timeout)
             sig = signal.SIGALRM
         elif action == "abort":
             log.error("worker %d (pid %d) still silent; SIGABRT (its stack follows in the "
-                      "log)", record.number, record.pid)
+                      "error log)", record.number, record.pid)
             sig = signal.SIGABRT
         else:
             log.error("worker %d (pid %d): SIGKILL (reason=%s, rss %.0f MiB)", record.number,
@@ -83,16 +148,62 @@ class Supervising:
             sig = signal.SIGKILL
         if action != "alarm":
             record.kill_reason = reason
-        record.timeout_stage += 1
-        record.stage_since = now
+        if reason == "timeout":
+            record.timeout_stage += 1
+            record.stage_since = now
         self._kill(record.pid, sig)
 
-    def _ask_replacement(self, record: WorkerRecord, reason: str) -> None:
-        """A recycle: start a successor first; one per generation at a time (staggered)."""
-        busy = any(w.replacing and w.generation == record.generation
-                   for w in self.workers.values() if w is not record)
-        if busy:
+    # -- recycling and retiring -------------------------------------------------------------
+    def _recycling(self, record: WorkerRecord) -> bool:
+        """Is another worker of the same generation being recycled right now?"""
+        return any(w is not record and w.generation == record.generation
+                   and (w.replacing in RECYCLES or w.retiring in RECYCLES)
+                   for w in self.workers.values())
+
+    def _replace(self, record: WorkerRecord, reason: str, staggered: bool = True) -> None:
+        """A recycle: its successor starts first (planning), then it is retired."""
+        if record.replacing or record.retiring or (staggered and self._recycling(record)):
             return
         record.replacing = reason
         log.info("worker %d (pid %d) will be replaced (reason=%s)", record.number,
                  record.pid, reason)
+
+    def _retire(self, record: WorkerRecord, reason: str, sig: int = signal.SIGTERM) -> None:
+        """Ask a worker to stop: TERM finishes in-flight requests (QUIT: at once)."""
+        if record.retiring:
+            return
+        record.retiring = reason
+        record.kill_reason = record.kill_reason or reason
+        record.retire_deadline = time.monotonic() + (
+            self.settings.graceful_timeout if sig == signal.SIGTERM else 1.0)
+        if record.pid > 0:
+            self._kill(record.pid, sig)
+
+    def _kill(self, pid: int, sig: int) -> None:
+        send(pid, sig)
+
+    def _forget_placeholder(self, record: WorkerRecord) -> None:
+        if self.workers.get(record.pid) is record:
+            del self.workers[record.pid]
+            self.board.release(record.slot)
+
+    # -- the end of a worker ----------------------------------------------------------------
+    def _worker_exited(self, record: WorkerRecord, status: int, now: float) -> None:
+        view = self.board.read(record.slot)
+        self.board.release(record.slot)
+        reason = exit_reason(record.kill_reason, view.exit_reason, status)
+        quiet = reason in _QUIET and not os.WIFSIGNALED(status)
+        (log.info if quiet else log.warning)(
+            "worker %d (pid %d, gen %d) exited: reason=%s, %s, served %d requests",
+            record.number, record.pid, record.generation, reason, describe_status(status),
+            view.requests)
+        if not record.kill_reason and not self.stopping and (
+                not record.ready or now - record.spawned < _FAST_DEATH):
+            # It could not even start: back off, so that a broken app never makes us spin.
+            self.fast_failures += 1
+            delay = min(5.0, 0.25 * 2 ** (self.fast_failures - 1)) if (
+                self.fast_failures > 1) else 0.0
+            self.spawn_not_before = now + delay
+            if delay:
+                log.error("workers die as they start (%d in a row); next start in %.1fs",
+                          self.fast_failures, delay)
