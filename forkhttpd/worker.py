@@ -72,10 +72,16 @@ class _Worker:
         self.loop = ServeLoop(listeners, adapter, serve_options(settings), self.tick,
                               self.wake_r, self.on_response if self.access else None)
         self.last_title = ""
+        self.reopen_logs = False
 
     # -- signals: record and wake, nothing more (except the handler timeout) --------------
     def on_term(self, signum: int, frame: FrameType | None) -> None:
+        # Graceful: stop accepting (after taking the backlog), finish what is in flight.
+        # The response in flight says Connection: close, so its client moves elsewhere.
         self.loop.stopping = True
+        current = self.loop.current
+        if current is not None and not current.started:
+            current.close = True
         self._wake()
 
     def on_quit(self, signum: int, frame: FrameType | None) -> None:
@@ -83,7 +89,8 @@ class _Worker:
         os._exit(0)
 
     def on_usr1(self, signum: int, frame: FrameType | None) -> None:
-        logs.reopen_logs()
+        self.reopen_logs = True  # done by tick(), not in the middle of a log write
+        self._wake()
 
     def on_alarm(self, signum: int, frame: FrameType | None) -> None:
         # The master saw no heartbeat for --timeout: interrupt the handler (gently first).
@@ -101,6 +108,10 @@ class _Worker:
         slot = self.slot
         slot.beat(now)
         loop = self.loop
+        if self.reopen_logs:
+            self.reopen_logs = False
+            logs.reopen_logs()
+            _dump_stacks_to_error_log()
         slot.counts(loop.requests, 0, len(loop.conns))
         slot.set_state(heartbeat.IDLE if not loop.stopping else heartbeat.EXITING)
         parent = os.getppid()
@@ -140,14 +151,28 @@ class _Worker:
             signal.signal(ignored, signal.SIG_IGN)
         signal.siginterrupt(signal.SIGALRM, True)
         logs.set_role(f"worker {self.number}")
-        try:
-            faulthandler.enable(file=sys.stderr, all_threads=True)
-        except (ValueError, OSError):
-            pass
+        if self.settings.error_logfile not in ("-", ""):
+            logs.reopen_logs()  # the zygote's file may have been rotated since it opened it
+        _dump_stacks_to_error_log()
         self.tick(time.monotonic())
         self.loop.run()
+        self.slot.counts(self.loop.requests, 0, 0)
         self.slot.set_state(heartbeat.EXITING)
         self.slot.set_exit_reason(heartbeat.EXIT_REASONS.index("shutdown"))
+
+
+def _dump_stacks_to_error_log() -> None:
+    """faulthandler writes the stacks to the error log on SIGABRT (the master's timeout)."""
+    stream: Any = sys.stderr
+    for handler in logs.error_log.handlers:
+        candidate = getattr(handler, "stream", None)
+        if candidate is not None and hasattr(candidate, "fileno"):
+            stream = candidate
+            break
+    try:
+        faulthandler.enable(file=stream, all_threads=True)
+    except (ValueError, OSError, AttributeError):
+        pass
 
 
 def run_worker(adapter: Adapter, listeners: list[socket.socket], settings: Any, slot: Slot,
