@@ -222,6 +222,8 @@ class ServeLoop:
             pass
         if self.on_tick is not None:
             self.on_tick(time.monotonic())
+        if self.stopping:
+            self.next_housekeeping = 0.0  # stop accepting now, not at the next scan
 
     def _housekeeping(self, now: float) -> None:
         self.next_housekeeping = now + _HOUSEKEEPING
@@ -233,12 +235,27 @@ class ServeLoop:
             if conn.phase == _HEAD:
                 # RFC 9110 15.5.9: the head did not arrive in time.
                 self._reject(conn, ProtocolError(408, "request head not received in time"))
+            elif conn.phase == _IDLE and conn.fd in self.conns and self._late_request(conn):
+                continue  # a request came just as the idle deadline passed: answer it
             else:
                 self._final_close(conn)
         if self.stopping:
             for conn in [c for c in self.conns.values() if c.phase == _IDLE and c.served == 0
                          and not c.proto.has_buffered_data]:
                 conn.deadline = min(conn.deadline, now + 1.0)
+
+    def _late_request(self, conn: Connection) -> bool:
+        """Bytes already waiting on an idle connection: process them rather than close the
+        connection under a request the client has sent (which would fail it)."""
+        data = conn.recv_nowait()
+        if not data:
+            return False
+        conn.phase = _HEAD
+        conn.head_start = time.monotonic()
+        conn.deadline = conn.head_start + self.options.header_timeout
+        conn.proto.receive_data(data)
+        self._guarded(self._process, conn)
+        return True
 
     def _stop_accepting(self) -> None:
         """Graceful stop: take every connection still waiting in the backlog, then let go."""
