@@ -72,6 +72,8 @@ class Generations(Supervising):
     last_failure: str
     zygote_backoff: float
     zygote_not_before: float
+    fast_failures: int
+    spawn_not_before: float
     early_exits: dict[int, int]
 
     # -- starting ---------------------------------------------------------------------------
@@ -134,6 +136,8 @@ class Generations(Supervising):
         gen.state = "ready"
         self.zygote_backoff = 0.0
         self.last_failure = ""
+        self.fast_failures = 0  # new code, new chances
+        self.spawn_not_before = 0.0
         took = time.monotonic() - gen.started
         if gen is self.pending:
             previous, self.current, self.pending = self.current, gen, None
@@ -167,6 +171,8 @@ class Generations(Supervising):
             self._worker_exited(record, status, time.monotonic())
 
     def _generation_failed(self, gen: Generation) -> None:
+        if self.stopping:
+            return
         if not self.serving and gen is self.current and self.pending is None:
             raise StartupError(gen.failure, gen.details)
         traceback = ("\nthe app's traceback:\n" + gen.details.rstrip("\n")) if gen.details \
@@ -208,7 +214,9 @@ class Generations(Supervising):
             gen.cmd_w = -1
         if gen.msg_r >= 0:
             self._read_zygote(gen)  # its last words, if already written (EOF may follow)
-        if gen.state == "loading":
+        if gen.state == "loading" and self.stopping:
+            gen.state = "abandoned"  # we asked it to go
+        elif gen.state == "loading":
             gen.state = "failed"
             gen.failure = f"the zygote died while loading the app ({describe_status(status)})"
             self._generation_failed(gen)
@@ -268,7 +276,7 @@ class Generations(Supervising):
         if "error_logfile" in changed or "log_level" in changed:
             logs.configure_error_log(new.error_logfile, new.log_level)
         if "workers" in changed:
-            self.num_workers = new.workers
+            self.num_workers = min(new.workers, self.board.capacity // 2)
         if "app" in changed and new.app:
             self.app_label = str(new.app)
         self.settings = new

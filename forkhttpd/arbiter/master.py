@@ -68,6 +68,7 @@ class Arbiter(Generations):
         self.zygote_backoff = 0.0
         self.zygote_not_before = 0.0
         self.fast_failures = 0
+        self.last_fast_death = 0.0
         self.spawn_not_before = 0.0
         self.early_exits: dict[int, int] = {}
         self.last_reload = "none"
@@ -118,6 +119,10 @@ class Arbiter(Generations):
         elif signum in (signal.SIGINT, signal.SIGQUIT):
             self.stop(graceful=False)
         elif signum == signal.SIGTTIN and not self.stopping:
+            if self.num_workers >= self.board.capacity // 2:  # room for a rolling reload
+                log.warning("TTIN: already %d workers, the most there can be",
+                            self.num_workers)
+                return
             self.num_workers += 1
             log.info("TTIN: %d workers wanted", self.num_workers)
         elif signum == signal.SIGTTOU and not self.stopping:

@@ -77,6 +77,7 @@ class Supervising:
     workers: dict[int, WorkerRecord]
     stopping: str
     fast_failures: int
+    last_fast_death: float
     spawn_not_before: float
 
     # -- the watch ------------------------------------------------------------------------
@@ -94,8 +95,9 @@ class Supervising:
             view = self.board.read(record.slot)
             if not record.ready and view.state not in ("starting", "free"):
                 record.ready = True
-            if self.fast_failures and record.ready and now - record.spawned > 2 * _FAST_DEATH:
-                self.fast_failures = 0
+            if self.fast_failures and record.ready and record.spawned > self.last_fast_death \
+                    and now - record.spawned > 2 * _FAST_DEATH:
+                self.fast_failures = 0  # one started since the last failure, and lives
             if record.retiring and now >= record.retire_deadline:
                 log.warning("worker %d (pid %d) did not stop within %.0fs; SIGKILL",
                             record.number, record.pid, settings.graceful_timeout)
@@ -201,6 +203,7 @@ class Supervising:
                 not record.ready or now - record.spawned < _FAST_DEATH):
             # It could not even start: back off, so that a broken app never makes us spin.
             self.fast_failures += 1
+            self.last_fast_death = now
             delay = min(5.0, 0.25 * 2 ** (self.fast_failures - 1)) if (
                 self.fast_failures > 1) else 0.0
             self.spawn_not_before = now + delay

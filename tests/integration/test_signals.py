@@ -160,3 +160,11 @@ def test_titles_show_role_generation_and_state(start_server) -> None:  # type: i
     zygote = [cmdline(p).strip() for p in server.children() if "zygote" in cmdline(p)]
     assert zygote == ["forkhttpd: zygote gen 2 [mymod:handler] ready"]
     assert wait_until(lambda: "gen 2 serving workers 2" in cmdline(server.pid))
+
+
+def test_term_while_the_first_generation_loads_exits_0(start_server) -> None:  # type: ignore[no-untyped-def]
+    server = start_server("--app", "slow_start:handler", ready=False)
+    assert wait_until(lambda: any("zygote" in cmdline(p) for p in server.children()))
+    server.send_signal(signal.SIGTERM)
+    assert server.proc.wait(5) == 0
+    assert "error" not in server.stderr.lower()

@@ -187,3 +187,47 @@ def test_an_app_that_cannot_load_any_more_never_stops_the_master(start_server,  
         load.wait_for_body(lambda body: body == "v2-fixed", timeout=8)
     assert load.failures == []
     assert "zygote of generation 1 died (signal SIGKILL)" in server.stderr
+
+
+DIES_IN_WORKERS = (
+    "# Loads fine, but every worker forked from it dies as it starts.\n"
+    "import os\n"
+    "VERSION = 'v2'\n"
+    "_forks = [0]\n"
+    "def _after_fork():\n"
+    "    _forks[0] += 1\n"
+    "    if _forks[0] >= 2:  # the zygote's intermediate is the first fork, the worker next\n"
+    "        os._exit(3)\n"
+    "os.register_at_fork(after_in_child=_after_fork)\n"
+    "def handler(request, response):\n"
+    "    return VERSION\n"
+)
+
+
+def test_workers_that_die_as_they_start_back_off_and_the_old_ones_serve(  # type: ignore[no-untyped-def]
+        start_server, tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    shutil.copy(APPS / "mymod.py", site / "mymod.py")
+    server = start_server("--app", "mymod:handler", "--workers", "2", cwd=site,
+                          env={"PYTHONDONTWRITEBYTECODE": "1"})
+    old = set(server.worker_pids())
+    with Load(server.port, "/version", clients=1, keep_alive=False, max_seconds=15) as load:
+        (site / "mymod.py").write_text(DIES_IN_WORKERS)
+        server.send_signal(signal.SIGHUP)
+        server.wait_for_log("workers die as they start", timeout=5)
+        time.sleep(4)
+        log = server.stderr
+        deaths = len(re.findall(r"gen 2\) exited: reason=crash, exit code 3", log))
+        print(f"{deaths} workers of the bad generation died in ~4s")
+        assert 3 <= deaths <= 14, log
+        assert set(server.worker_pids()) >= old  # the old generation still serves
+        assert server.proc.poll() is None
+        (site / "mymod.py").write_text((APPS / "mymod.py").read_text().replace(
+            'VERSION = "v1"', 'VERSION = "v3"'))
+        server.send_signal(signal.SIGHUP)
+        load.wait_for_body(lambda body: body == "v3", timeout=8)
+        server.wait_for_log("reload complete: generation 3")
+    assert load.failures == []
+    bodies = {o.body for o in load.snapshot()}
+    assert bodies <= {"v1", "v3"}, bodies

@@ -88,3 +88,46 @@ def test_rss_recycles_then_kills() -> None:
     assert verdict(sample=Sample(alive=True, rss_mib=120), max_rss=80).action == "kill"
     assert verdict(sample=over, max_rss=80, over_rss_since=50.0).action == "kill"
     assert verdict(sample=over, max_rss=100).action == "ok"
+
+
+def test_placeholders_count_and_ttou_takes_the_unready_first() -> None:
+    # a placeholder (PID not reported yet) is a worker on its way: no second spawn for it
+    workers = [W(101, 1, 0), W(-3, 1, 5, ready=False)]
+    assert plan_workers(workers, 1, 2).spawn == 0
+    assert plan_workers(workers, 1, 1).retire == ((-3, "ttou"),)
+
+
+def test_a_roll_never_dips_below_the_wanted_ready_count() -> None:
+    old = [W(1, 1, 0), W(2, 1, 1), W(3, 1, 2)]
+    for ready_new in range(4):
+        new = [W(10 + n, 2, 10 + n, ready=n < ready_new) for n in range(3)]
+        plan = plan_workers(old + new, 2, 3)
+        retired = {pid for pid, _ in plan.retire}
+        still_ready = sum(1 for w in old + new if w.ready and w.pid not in retired)
+        assert still_ready >= 3 and len(retired) == ready_new
+
+
+def test_retiring_workers_are_not_counted_again() -> None:
+    workers = [W(1, 1, 0, retiring="rss"), W(2, 1, 1)]
+    plan = plan_workers(workers, 1, 2)
+    assert plan.spawn == 1 and plan.retire == ()
+
+
+def exited(code: int = 0, signum: int = 0) -> int:
+    """A wait status as os.waitpid returns it."""
+    return signum if signum else code << 8
+
+
+def test_exit_reasons() -> None:
+    import signal
+
+    from forkhttpd.arbiter.supervise import exit_reason
+
+    assert exit_reason("timeout", "", exited(signum=signal.SIGABRT)) == "timeout"
+    assert exit_reason("reload", "shutdown", exited(0)) == "reload"
+    assert exit_reason("", "", exited(signum=signal.SIGKILL)) == "signal"  # kill -9, OOM
+    assert exit_reason("", "", exited(signum=signal.SIGSEGV)) == "crash"
+    assert exit_reason("", "", exited(3)) == "crash"
+    assert exit_reason("", "shutdown", exited(0)) == "signal"  # a TERM we did not send
+    assert exit_reason("", "master-gone", exited(0)) == "master-gone"
+    assert exit_reason("", "", exited(0)) == "exit"
