@@ -30,6 +30,7 @@ _DONTWAIT = socket.MSG_DONTWAIT
 _IDLE, _HEAD, _LINGER = 0, 1, 2
 _LINGER_SECONDS = 2.0  # how long unread request bytes are drained before the final close
 _HOUSEKEEPING = 0.25  # seconds between deadline scans and ticks
+_DRAIN_MAX = 65536  # a stopping worker takes at most this many queued connections
 _EPOLLIN = select.EPOLLIN
 _EPOLLEXCLUSIVE = getattr(select, "EPOLLEXCLUSIVE", 0)
 
@@ -258,18 +259,35 @@ class ServeLoop:
         return True
 
     def _stop_accepting(self) -> None:
-        """Graceful stop: take every connection still waiting in the backlog, then let go."""
+        """Graceful stop: let go of the listeners, keeping the connections already queued.
+
+        Only what waits in the backlog now is taken, and no request is handled meanwhile:
+        were requests answered between two accepts, a client that reconnects after each
+        Connection: close would be back in the backlog each time, and the drain never end.
+        """
+        now = time.monotonic()
         for fd, sock in list(self.listeners.items()):
-            self._accept(sock, limit=1 << 30)
             try:
                 self.epoll.unregister(fd)
             except OSError:
                 pass
             del self.listeners[fd]
+            for _ in range(_DRAIN_MAX):
+                try:
+                    client, peer = sock.accept()
+                except OSError:  # BlockingIOError: nothing more is queued
+                    break
+                conn = Connection(client, peer, ServerConnection(self.options.limits), self)
+                self.conns[conn.fd] = conn
+                conn.head_start = now
+                conn.deadline = now + self.options.header_timeout
+                self._register(conn)  # a request already sent makes it readable at once
 
     # -- accepting -----------------------------------------------------------------------
     def _accept(self, listener: socket.socket, limit: int = 0) -> None:
         for _ in range(limit or self.options.accept_batch):
+            if self.stopping:
+                return  # _stop_accepting takes what is queued (not one by one, as here)
             try:
                 sock, peer = listener.accept()
             except BlockingIOError:
