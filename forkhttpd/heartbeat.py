@@ -19,7 +19,7 @@ FREE, STARTING, IDLE, READING, HANDLING, KEEPALIVE, EXITING = range(7)
 STATES = ("free", "starting", "idle", "reading", "handling", "keep-alive", "exiting")
 
 # why a worker left on its own (the master knows the reasons it caused itself)
-EXIT_REASONS = ("", "max-requests", "lifetime", "shutdown", "master-gone", "app-error")
+EXIT_REASONS = ("", "max-requests", "lifetime", "shutdown", "master-gone", "app-error", "rss")
 
 _LINE = 200
 # pid, generation, worker number, state, wants_recycle, exit_reason, pad,

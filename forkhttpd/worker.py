@@ -69,8 +69,16 @@ class _Worker:
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.access = (logs.AccessLog(settings.access_logfile, settings.access_log_format)
                        if settings.access_logfile else None)
+        # --max-rss, checked by the worker itself after a response (at most every 10 ms):
+        # a fast leak would outgrow the master's samples and meet the 1.5x SIGKILL.
+        self.max_rss_pages = settings.max_rss * 2**20 // os.sysconf("SC_PAGE_SIZE")
+        self.statm = os.open("/proc/self/statm", os.O_RDONLY | os.O_CLOEXEC) \
+            if self.max_rss_pages else -1
+        self.next_rss_check = 0.0
+        self.leaving = ""  # why the worker stops on its own ("rss"), when it does
         self.loop = ServeLoop(listeners, adapter, serve_options(settings), self.tick,
-                              self.wake_r, self.on_response if self.access else None)
+                              self.wake_r, self.on_response
+                              if self.access or self.max_rss_pages else None)
         self.last_title = ""
         self.reopen_logs = False
 
@@ -134,11 +142,32 @@ class _Worker:
             self.last_title = title
 
     def on_response(self, exchange: Exchange) -> None:
-        assert self.access is not None
+        if self.max_rss_pages and exchange.start >= self.next_rss_check:
+            near = self._check_rss() * 4 > self.max_rss_pages * 3  # past 3/4: every response
+            self.next_rss_check = exchange.start + (0.0 if near else 0.01)
+        if self.access is None:
+            return
         request = exchange.request
         self.access.write(exchange.peer, request.request_line, exchange.status,
                           exchange.bytes_sent, int((time.monotonic() - exchange.start) * 1e6),
                           request.headers)
+
+    def _check_rss(self) -> int:
+        """Over --max-rss: leave gracefully, as on TERM (the master sees the slot's state
+        turn to exiting and starts the successor at once). Returns the resident pages."""
+        try:
+            resident = int(os.pread(self.statm, 128, 0).split()[1])
+        except (OSError, ValueError, IndexError):
+            return 0
+        if resident > self.max_rss_pages and not self.loop.stopping:
+            logs.error_log.warning("worker %d: %d MiB > --max-rss %d; finishing and leaving",
+                                   self.number, resident * os.sysconf("SC_PAGE_SIZE") >> 20,
+                                   self.settings.max_rss)
+            self.leaving = "rss"
+            self.slot.set_exit_reason(heartbeat.EXIT_REASONS.index("rss"))
+            self.loop.stopping = True
+            self._wake()
+        return resident
 
     def run(self) -> None:
         reset_signals()
@@ -158,7 +187,7 @@ class _Worker:
         self.loop.run()
         self.slot.counts(self.loop.requests, 0, 0)
         self.slot.set_state(heartbeat.EXITING)
-        self.slot.set_exit_reason(heartbeat.EXIT_REASONS.index("shutdown"))
+        self.slot.set_exit_reason(heartbeat.EXIT_REASONS.index(self.leaving or "shutdown"))
 
 
 def _dump_stacks_to_error_log() -> None:
