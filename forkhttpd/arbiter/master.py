@@ -37,7 +37,8 @@ from .supervise import WorkerRecord
 __all__ = ["Arbiter", "StartupError"]
 
 log = logs.error_log
-_TICK = 0.2
+_TICK = 0.2  # the loop's pace: heartbeats, RSS samples, readiness
+_FAST_TICK = 0.02  # while a worker nears --max-rss
 
 
 class Arbiter(Generations):
@@ -69,6 +70,7 @@ class Arbiter(Generations):
         self.zygote_not_before = 0.0
         self.fast_failures = 0
         self.last_fast_death = 0.0
+        self.watchful = False
         self.spawn_not_before = 0.0
         self.early_exits: dict[int, int] = {}
         self.last_reload = "none"
@@ -89,7 +91,8 @@ class Arbiter(Generations):
                 readable = [self.signals.read_fd] + [
                     g.msg_r for g in self.generations.values() if g.msg_r >= 0]
                 try:
-                    ready, _, _ = select.select(readable, [], [], _TICK)
+                    ready, _, _ = select.select(readable, [], [],
+                                                _FAST_TICK if self.watchful else _TICK)
                 except InterruptedError:
                     ready = []
                 for signum in self.signals.pending():

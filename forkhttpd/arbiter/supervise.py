@@ -16,12 +16,16 @@ from ..heartbeat import Scoreboard
 from ..supervision import Sample, judge, observe
 from .children import describe_status, send
 
-__all__ = ["BEAT_PERIOD", "RECYCLES", "Supervising", "WorkerRecord", "exit_reason"]
+__all__ = ["BEAT_PERIOD", "RECYCLES", "STAGGERED", "Supervising", "WorkerRecord",
+           "exit_reason"]
 
 log = logs.error_log
 
 BEAT_PERIOD = 0.25  # a worker's loop beats this often (serve.py's housekeeping period)
-RECYCLES = ("max-requests", "lifetime", "rss")  # staggered: one per generation at a time
+# Planned recycles are staggered: one starts only while no other worker of its generation
+# is being recycled. Memory and timeout replacements never wait: waiting makes them worse.
+STAGGERED = ("max-requests", "lifetime")
+RECYCLES = STAGGERED + ("rss", "timeout")
 _QUIET = ("reload", "shutdown", "max-requests", "lifetime", "ttou", "rss")  # logged at info
 _CRASH_SIGNALS = {signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE,
                   signal.SIGABRT}
@@ -62,7 +66,7 @@ def exit_reason(asked: str, reported: str, status: int) -> str:
         return asked
     if os.WIFSIGNALED(status):
         return "crash" if os.WTERMSIG(status) in _CRASH_SIGNALS else "signal"
-    if reported in ("master-gone", "app-error"):
+    if reported in ("master-gone", "app-error", "rss"):
         return reported
     if os.waitstatus_to_exitcode(status) != 0:
         return "crash"
@@ -76,6 +80,7 @@ class Supervising:
     board: Scoreboard
     workers: dict[int, WorkerRecord]
     stopping: str
+    watchful: bool  # a worker nears --max-rss: the master samples faster
     fast_failures: int
     last_fast_death: float
     spawn_not_before: float
@@ -85,6 +90,8 @@ class Supervising:
         settings = self.settings
         timeout = settings.timeout + BEAT_PERIOD if settings.timeout > 0 else 0.0
         grace = min(5.0, max(1.0, settings.timeout / 2))
+        near = settings.max_rss * 2 / 3 if settings.max_rss else float("inf")
+        self.watchful = False
         for record in list(self.workers.values()):
             if record.pid <= 0:
                 if now - record.spawned > _PLACEHOLDER_TIMEOUT:
@@ -112,10 +119,14 @@ class Supervising:
             if view.wants_recycle:
                 self._replace(record, view.exit_reason or "max-requests")
             record.sample = observe(record.process)
+            if view.state == "exiting" and not record.retiring:
+                self._leaving(record, view.exit_reason, now)
             if settings.max_rss and record.sample.rss_mib > settings.max_rss:
                 record.over_rss_since = record.over_rss_since or now
             else:
                 record.over_rss_since = None
+            if record.sample.rss_mib > near and not record.retiring:
+                self.watchful = True  # sample it often: a fast leak must not reach 1.5x
             verdict = judge(now=now, last_beat=view.last_beat, sample=record.sample,
                             timeout=timeout, max_rss=settings.max_rss,
                             over_rss_since=record.over_rss_since,
@@ -127,7 +138,7 @@ class Supervising:
         if action == "ok":
             return
         if action == "recycle":
-            if not record.retiring and not self._recycling(record):
+            if not record.retiring:
                 # Over --max-rss: finish the current request and go now; the successor
                 # starts at once (waiting for it would let the worker grow further).
                 log.warning("worker %d (pid %d) uses %.0f MiB > --max-rss %d; replacing it",
@@ -164,7 +175,8 @@ class Supervising:
 
     def _replace(self, record: WorkerRecord, reason: str, staggered: bool = True) -> None:
         """A recycle: its successor starts first (planning), then it is retired."""
-        if record.replacing or record.retiring or (staggered and self._recycling(record)):
+        if record.replacing or record.retiring or (
+                staggered and reason in STAGGERED and self._recycling(record)):
             return
         record.replacing = reason
         log.info("worker %d (pid %d) will be replaced (reason=%s)", record.number,
@@ -180,6 +192,15 @@ class Supervising:
             self.settings.graceful_timeout if sig == signal.SIGTERM else 1.0)
         if record.pid > 0:
             self._kill(record.pid, sig)
+
+    def _leaving(self, record: WorkerRecord, reported: str, now: float) -> None:
+        """A worker stops on its own: over --max-rss by its own count, or on a TERM someone
+        else sent. It counts as retiring from now, so its successor starts at once."""
+        record.retiring = reported if reported == "rss" else "exit"
+        record.retire_deadline = now + self.settings.graceful_timeout
+        if reported == "rss":
+            log.info("worker %d (pid %d) is over --max-rss %d by its own count; it finishes "
+                     "and leaves", record.number, record.pid, self.settings.max_rss)
 
     def _kill(self, pid: int, sig: int) -> None:
         send(pid, sig)
@@ -199,7 +220,7 @@ class Supervising:
             "worker %d (pid %d, gen %d) exited: reason=%s, %s, served %d requests",
             record.number, record.pid, record.generation, reason, describe_status(status),
             view.requests)
-        if not record.kill_reason and not self.stopping and (
+        if reason in ("crash", "signal", "exit", "app-error") and not self.stopping and (
                 not record.ready or now - record.spawned < _FAST_DEATH):
             # It could not even start: back off, so that a broken app never makes us spin.
             self.fast_failures += 1
