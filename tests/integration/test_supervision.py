@@ -106,21 +106,22 @@ def test_handler_deaf_to_the_alarm_gets_sigabrt_with_its_stack(start_server) -> 
 def test_leaky_worker_is_recycled_by_max_rss_without_failures(start_server) -> None:  # type: ignore[no-untyped-def]
     server = start_server("--app", "leaky:handler", "--workers", "2", "--max-rss", "80")
     before = set(server.worker_pids())
-    # paced: the master samples RSS five times a second
-    with Load(server.port, "/", clients=2, keep_alive=True, pause=0.04,
-              max_seconds=15) as load:
-        server.wait_for_log("reason=rss", timeout=12, count=2)
+    # no pause: ~5 MiB per request, hundreds of MiB per second; the workers check themselves
+    with Load(server.port, "/", clients=2, keep_alive=True, max_seconds=15) as load:
+        server.wait_for_log("reason=rss, exit code 0", timeout=12, count=6)
     outcomes = load.snapshot()
     log = server.stderr
+    peak = max(int(o.body.split()[1]) for o in outcomes)
     print(f"{log.count('reason=rss')} rss recycles, {len(load.failures)} failed of "
-          f"{len(outcomes)}")
+          f"{len(outcomes)}; at most {peak} leaks (5 MiB each) in one worker")
     assert load.failures == []
     assert "SIGKILL" not in log
-    assert re.search(r"uses \d+ MiB > --max-rss 80; replacing it", log)
+    assert re.search(r"\[worker \d+\] WARNING worker \d+: \d+ MiB > --max-rss 80; finishing "
+                     r"and leaving", log)
     assert re.search(r"exited: reason=rss, exit code 0, served \d+ requests", log)
     served_by = {int(o.body.split()[0]) for o in outcomes}
     assert served_by - before, "no replacement served"
-    assert max(int(o.body.split()[1]) for o in outcomes) <= 24  # never near 1.5x 80 MiB
+    assert peak <= 19  # 22 MiB at the start + 19 x 5 MiB: well below 1.5 x 80 MiB
 
 
 def test_max_requests_recycles_are_staggered_and_lose_nothing(start_server) -> None:  # type: ignore[no-untyped-def]
@@ -231,3 +232,18 @@ def test_workers_that_die_as_they_start_back_off_and_the_old_ones_serve(  # type
     assert load.failures == []
     bodies = {o.body for o in load.snapshot()}
     assert bodies <= {"v1", "v3"}, bodies
+
+
+def test_a_handler_ballooning_past_one_and_a_half_times_max_rss_is_killed(start_server) -> None:  # type: ignore[no-untyped-def]
+    server = start_server("--app", "leaky:handler", "--workers", "1", "--max-rss", "60")
+    pid = int(server.request("GET", "/?mib=1")[2].split()[0])
+    started = time.monotonic()
+    try:  # 120 MiB more, and the handler is still running: no graceful way out
+        status = server.request("GET", "/?mib=120&sleep=5", timeout=10)[0]
+    except (http.client.RemoteDisconnected, ConnectionResetError):
+        status = 0
+    assert status == 0 and time.monotonic() - started < 2.0
+    log = server.wait_for_log(f"(pid {pid}, gen 1) exited: reason=rss, signal SIGKILL")
+    assert re.search(rf"\(pid {pid}\): SIGKILL \(reason=rss, rss (9\d|1\d\d) MiB\)", log), log
+    assert wait_until(lambda: server.request("GET", "/?mib=1")[2].split()[0] !=
+                      str(pid).encode())

@@ -1,10 +1,13 @@
-"""A handler that leaks 5 MiB per request (pages touched, so RSS grows), for --max-rss."""
+"""A handler that leaks 5 MiB per request (pages touched, so RSS grows), for --max-rss;
+?mib=N leaks N MiB at once, ?sleep=S then keeps the handler busy for S seconds."""
 
 import os
+import time
 
 LEAK = []
 
 
 def handler(request, response):
-    LEAK.append(b"x" * (5 << 20))
+    LEAK.append(b"x" * (int(request.query.get("mib", "5")) << 20))
+    time.sleep(float(request.query.get("sleep", "0")))
     return f"{os.getpid()} {len(LEAK)}"
