@@ -30,7 +30,6 @@ _DONTWAIT = socket.MSG_DONTWAIT
 _IDLE, _HEAD, _LINGER = 0, 1, 2
 _LINGER_SECONDS = 2.0  # how long unread request bytes are drained before the final close
 _HOUSEKEEPING = 0.25  # seconds between deadline scans and ticks
-_DRAIN_MAX = 65536  # a stopping worker takes at most this many queued connections
 _EPOLLIN = select.EPOLLIN
 _EPOLLEXCLUSIVE = getattr(select, "EPOLLEXCLUSIVE", 0)
 
@@ -236,35 +235,20 @@ class ServeLoop:
             if conn.phase == _HEAD:
                 # RFC 9110 15.5.9: the head did not arrive in time.
                 self._reject(conn, ProtocolError(408, "request head not received in time"))
-            elif conn.phase == _IDLE and conn.fd in self.conns and self._late_request(conn):
-                continue  # a request came just as the idle deadline passed: answer it
-            else:
-                self._final_close(conn)
+            elif self.conns.get(conn.fd) is conn:
+                if conn.phase == _IDLE:  # a request that came as the deadline passed is served
+                    self._guarded(self._readable, conn)
+                if self.conns.get(conn.fd) is conn and conn.deadline <= now:
+                    self._final_close(conn)
         if self.stopping:
             for conn in [c for c in self.conns.values() if c.phase == _IDLE and c.served == 0
                          and not c.proto.has_buffered_data]:
                 conn.deadline = min(conn.deadline, now + 1.0)
 
-    def _late_request(self, conn: Connection) -> bool:
-        """Bytes already waiting on an idle connection: process them rather than close the
-        connection under a request the client has sent (which would fail it)."""
-        data = conn.recv_nowait()
-        if not data:
-            return False
-        conn.phase = _HEAD
-        conn.head_start = time.monotonic()
-        conn.deadline = conn.head_start + self.options.header_timeout
-        conn.proto.receive_data(data)
-        self._guarded(self._process, conn)
-        return True
-
     def _stop_accepting(self) -> None:
-        """Graceful stop: let go of the listeners, keeping the connections already queued.
-
-        Only what waits in the backlog now is taken, and no request is handled meanwhile:
-        were requests answered between two accepts, a client that reconnects after each
-        Connection: close would be back in the backlog each time, and the drain never end.
-        """
+        """Graceful stop: let go of the listeners, taking what is queued now; no request is
+        handled between accepts, or clients reconnecting after Connection: close would be
+        back in the backlog each time, and the drain would never end."""
         now = time.monotonic()
         for fd, sock in list(self.listeners.items()):
             try:
@@ -272,7 +256,7 @@ class ServeLoop:
             except OSError:
                 pass
             del self.listeners[fd]
-            for _ in range(_DRAIN_MAX):
+            for _ in range(65536):  # more than any backlog
                 try:
                     client, peer = sock.accept()
                 except OSError:  # BlockingIOError: nothing more is queued

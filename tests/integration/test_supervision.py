@@ -84,8 +84,12 @@ def test_hung_handler_is_answered_503_and_its_worker_replaced(start_server) -> N
     assert server.request("GET", "/pid")[0] == 200
 
 
-def test_handler_deaf_to_the_alarm_gets_sigabrt_with_its_stack(start_server) -> None:  # type: ignore[no-untyped-def]
-    server = start_server("--app", "hang:handler", "--workers", "1", "--timeout", "2")
+def test_handler_deaf_to_the_alarm_gets_sigabrt_with_its_stack(start_server,  # type: ignore[no-untyped-def]
+                                                               tmp_path: Path) -> None:
+    error_log = tmp_path / "error.log"
+    server = start_server("--app", "hang:handler", "--workers", "1", "--timeout", "2",
+                          "--error-logfile", str(error_log), ready=False)
+    assert wait_until(lambda: error_log.exists() and "serving on" in error_log.read_text())
     old = int(server.request("GET", "/pid")[2])
     started = time.monotonic()
     try:
@@ -95,8 +99,10 @@ def test_handler_deaf_to_the_alarm_gets_sigabrt_with_its_stack(start_server) -> 
     took = time.monotonic() - started
     print(f"stubborn request closed after {took:.2f}s")
     assert status == 0 and took < 4.5
-    log = server.wait_for_log(f"(pid {old}, gen 1) exited: reason=timeout, signal SIGABRT")
-    # faulthandler's dump of the worker's stack, in the error log
+    exited = f"(pid {old}, gen 1) exited: reason=timeout, signal SIGABRT"
+    assert wait_until(lambda: exited in error_log.read_text())
+    log = error_log.read_text()
+    # faulthandler's dump of the worker's stack, in the error log file
     assert "Fatal Python error: Aborted" in log
     assert re.search(r'File ".*hang\.py", line \d+ in handler', log), log
     assert "SIGALRM" in log and "SIGABRT" in log
