@@ -598,6 +598,13 @@ def main(argv: list[str] | None = None) -> int:
             run_wrk(server.port, path, 1, 16, close=False)  # warm-up, not measured
         _log("servers up: " + ", ".join(f"{n} (pid {s.pid}, port {s.port})"
                                         for n, s in servers.items()))
+        measured = sum(1 for spec in specs for scenario in ("close", "keepalive", "static")
+                       if scenario in scenarios and scenario in spec.scenarios
+                       and spec.name in servers)
+        probed = sum(1 for spec in specs if "probe" in scenarios and "probe" in spec.scenarios
+                     and spec.name in servers)
+        _log(f"about {measured * rounds * duration + probed * (probe_seconds + 1.5):.0f} s "
+             "of load to go")
         plan = {
             "close": ("/", args.connections, True),
             "keepalive": ("/", args.connections, False),
