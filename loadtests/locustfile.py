@@ -10,7 +10,8 @@ Users:
 
 The gate (on locust's quitting event): the exit code is 1 when failures exceed
 --max-failures (default 0) or when the aggregated p95 exceeds --p95-budget-ms (default 500,
-or the LOCUST_P95_BUDGET_MS environment variable). It prints one line starting with "GATE".
+or the LOCUST_P95_BUDGET_MS environment variable). It prints one line starting with "GATE",
+and writes the judged totals as JSON to $LOADTESTS_SUMMARY_JSON when that is set.
 
 Run it through loadtests/run_locust.py, which also starts and stops the server. Never import
 this module from pytest: locust patches the process with gevent.
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -59,6 +61,12 @@ def _gate(environment: Any, **_kwargs: Any) -> None:
           f"p95_ms={p95:.0f} budget_ms={budget:.0f})", flush=True)
     if reasons:
         environment.process_exit_code = 1
+    summary_path = os.environ.get("LOADTESTS_SUMMARY_JSON")
+    if summary_path:  # run_locust.py reads the very numbers the gate judged
+        with open(summary_path, "w") as handle:
+            json.dump({"requests": total.num_requests, "failures": total.num_failures,
+                       "p95_ms": p95, "median_ms": total.median_response_time,
+                       "rps": total.total_rps, "gate": verdict}, handle)
 
 
 def _echo_document(user_id: int, counter: int) -> dict[str, Any]:

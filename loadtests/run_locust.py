@@ -16,8 +16,8 @@ locust to be installed.
 from __future__ import annotations
 
 import argparse
-import csv
 import importlib.util
+import json
 import os
 import re
 import signal
@@ -47,7 +47,7 @@ LOCUSTFILE = os.path.join(REPO_ROOT, "loadtests", "locustfile.py")
 
 @dataclass
 class Summary:
-    """The aggregated numbers of a locust run (from its CSV statistics)."""
+    """The aggregated numbers of a locust run."""
 
     requests: int = 0
     failures: int = 0
@@ -68,19 +68,15 @@ def parse_duration(text: str) -> float:
     return float(hours * 3600 + minutes * 60 + seconds)
 
 
-def read_summary(stats_csv: str) -> Summary:
-    """The "Aggregated" row of locust's <prefix>_stats.csv."""
-    def number(row: dict[str, str], key: str) -> float:
-        value = row.get(key) or "0"
-        return float(value) if value not in ("N/A", "") else 0.0
-
-    with open(stats_csv, newline="") as handle:
-        for row in csv.DictReader(handle):
-            if row.get("Name") == "Aggregated":
-                return Summary(int(number(row, "Request Count")),
-                               int(number(row, "Failure Count")), number(row, "95%"),
-                               number(row, "50%"), number(row, "Requests/s"))
-    return Summary()
+def read_summary(path: str) -> Summary:
+    """The totals the locustfile's gate wrote (an empty Summary if locust never got there)."""
+    try:
+        with open(path) as handle:
+            data = json.load(handle)
+    except (OSError, ValueError):
+        return Summary()
+    return Summary(int(data["requests"]), int(data["failures"]), float(data["p95_ms"]),
+                   float(data["median_ms"] or 0), float(data["rps"]))
 
 
 def _send_reloads(server: ServerProcess, count: int, duration: float, done: threading.Event,
@@ -114,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--server-arg", action="append", default=[], metavar="ARG",
                         help="Extra forkhttpd argument (repeat), e.g. --server-arg=--keep-alive=2")
     parser.add_argument("--keep-logs", action="store_true",
-                        help="Keep the server log and locust CSVs (their folder is printed)")
+                        help="Keep the server log even when the run passed")
     args = parser.parse_args(argv)
 
     if importlib.util.find_spec("locust") is None:
@@ -135,11 +131,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"run_locust: {error}", file=sys.stderr)
         return 3
     before = sorted(worker_pids(server.pid))
-    csv_prefix = os.path.join(workdir, "locust")
+    summary_path = os.path.join(workdir, "summary.json")
     command = [sys.executable, "-m", "locust", "-f", LOCUSTFILE, "--headless",
                "--host", f"http://{LOOPBACK}:{port}", "--users", str(args.users),
                "--spawn-rate", str(args.spawn_rate), "--run-time", f"{int(args.time)}s",
-               "--stop-timeout", "5", "--only-summary", "--csv", csv_prefix,
+               "--stop-timeout", "5", "--only-summary",
                "--p95-budget-ms", str(args.p95_budget_ms), "--loglevel", "WARNING"]
     done = threading.Event()
     sent: list[float] = []
@@ -149,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
           + (f", {args.reloads} reloads" if args.reloads else ""), flush=True)
     exit_code = 0
     try:
-        locust = subprocess.Popen(command, cwd=REPO_ROOT, start_new_session=True)
+        locust = subprocess.Popen(command, cwd=REPO_ROOT, start_new_session=True,
+                                  env={**os.environ, "LOADTESTS_SUMMARY_JSON": summary_path})
         reloader.start()
         try:
             exit_code = locust.wait(timeout=args.time + 60)
@@ -164,14 +161,16 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         done.set()
         server_status = server.stop()
-    summary = read_summary(csv_prefix + "_stats.csv") if os.path.exists(
-        csv_prefix + "_stats.csv") else Summary()
+    summary = read_summary(summary_path)
     with open(server.log_path, encoding="utf-8", errors="replace") as log:
         log_text = log.read()
-    completed = log_text.count("reload complete")
+    # The master logs "reload: generation N loaded; rolling workers over" once a new
+    # generation's zygote has imported the app (the log text is informative only: the
+    # verdict rests on the worker PIDs and on locust's failure count).
+    loaded = len(re.findall(r"reload: generation \d+ loaded", log_text))
     print(f"[run_locust] server stopped (status {server_status}); log: {server.log_path}")
     if args.reloads:
-        print(f"[run_locust] reloads: {len(sent)} SIGHUP sent, {completed} completed; "
+        print(f"[run_locust] reloads: {len(sent)} SIGHUP sent, {loaded} generations loaded; "
               f"workers before {before}, after {after}")
         if len(sent) != args.reloads or (after and after == before):
             print("run_locust: the reloads did not all happen", file=sys.stderr)
