@@ -568,6 +568,7 @@ def main(argv: list[str] | None = None) -> int:
              if set(spec.scenarios) & set(scenarios)
              and (not only_servers or spec.family in only_servers or spec.name in only_servers)]
     started_at = time.time()
+    load_before = _load_average()
     workdir = tempfile.mkdtemp(prefix="forkhttpd-bench-")
     servers: dict[str, ServerProcess] = {}
     not_started: dict[str, str] = {}
@@ -656,12 +657,14 @@ def main(argv: list[str] | None = None) -> int:
         for server in servers.values():
             server.stop()
     elapsed = time.time() - started_at
+    load_after = _load_average()
 
     targets = evaluate_targets(rows, probes, memory)
     print()
     print(f"forkhttpd benchmark, {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs, "
           f"{rounds} round(s) x {duration:.0f} s, wrk -t2 -c{args.connections} "
-          f"(static: -c16), {elapsed:.0f} s in all")
+          f"(static: -c16), {elapsed:.0f} s in all; load average {load_before} before, "
+          f"{load_after} after (other work on the machine skews req/s more than CPU/request)")
     print(format_table(rows))
     if probes:
         print("\nfresh connections while wrk -c64 keep-alive runs (one every ~50 ms):")
@@ -695,6 +698,7 @@ def main(argv: list[str] | None = None) -> int:
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started_at)),
         "seconds": elapsed, "rounds": rounds, "duration": duration,
         "connections": args.connections, "versions": tool_versions(),
+        "load_average": {"before": load_before, "after": load_after},
         "rows": [{**asdict(row), **row_ratios(rows, row)} for row in rows],
         "probes": probes, "memory": memory, "not_started": not_started,
         "targets": [asdict(target) for target in targets],
@@ -712,6 +716,14 @@ def _safe_wrk(port: int, seconds: float, outcome: dict[str, Any]) -> None:
         outcome["wrk"] = run_wrk(port, "/", seconds, 64, close=False)
     except (RuntimeError, ValueError, subprocess.TimeoutExpired) as error:
         outcome["wrk"] = str(error)
+
+
+def _load_average() -> str:
+    try:
+        with open("/proc/loadavg") as handle:
+            return " ".join(handle.read().split()[:3])
+    except OSError:
+        return "?"
 
 
 def _importable(module: str) -> bool:
