@@ -34,6 +34,9 @@ from .limits import Limits
 # Header fields whose semantics the protocol layer owns (framing, routing, persistence).
 _SPECIAL = frozenset(("host", "content-length", "transfer-encoding", "connection", "expect"))
 _OWS = " \t"
+# A worker sees the same few Host values over and over; remembering the ones that
+# passed HOST_RE saves a regex per request. Bounded, and holds only valid values.
+_VALID_HOSTS: set[str] = set()
 
 
 # --------------------------------------------------------------------------- request line
@@ -228,9 +231,13 @@ def parse_head(head: str, limits: Limits) -> Request:
             if len(host_values) > 1:
                 # RFC 9112 3.2: more than one Host field line MUST get 400
                 raise ProtocolError(400, "multiple Host headers")
-            if not HOST_RE.fullmatch(host_values[0]):
-                # RFC 9112 3.2: a Host field with an invalid value MUST get 400
-                raise ProtocolError(400, "invalid Host header")
+            if host_values[0] not in _VALID_HOSTS:
+                if not HOST_RE.fullmatch(host_values[0]):
+                    # RFC 9112 3.2: a Host field with an invalid value MUST get 400
+                    raise ProtocolError(400, "invalid Host header")
+                if len(_VALID_HOSTS) >= 64:
+                    _VALID_HOSTS.clear()
+                _VALID_HOSTS.add(host_values[0])
             has_host = True
             if host is None:
                 # RFC 9112 3.2.2: with absolute-form the target's authority wins
