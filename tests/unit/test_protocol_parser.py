@@ -429,7 +429,7 @@ def test_chunked_name_case_insensitive(te: bytes) -> None:
     (b"identity", 400),
     (b"xchunked", 400),
     (b"chunked;x=1", 400),
-    (b"chunked, chunked", 400),         # RFC 9112 7: chunked at most once
+    (b"chunked, chunked", 400),         # RFC 9112 6.1: chunked at most once
     (b"", 400),
     (b"\x0bchunked", 400),              # VT is not OWS
 ])
