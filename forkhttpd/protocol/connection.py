@@ -227,7 +227,7 @@ class ServerConnection:
             framing = _F_LENGTH
             framing_field = b"Content-Length: %d\r\n" % content_length
         elif request.version == "1.1":
-            framing = _F_CHUNKED  # RFC 9112 7: only 1.1 recipients understand chunked
+            framing = _F_CHUNKED  # RFC 9112 6.1: Transfer-Encoding only to 1.1 clients
             framing_field = TRANSFER_CHUNKED
         else:
             framing = _F_CLOSE  # RFC 9112 6.3 item 8: 1.0 gets a close-delimited body
