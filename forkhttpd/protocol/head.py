@@ -236,9 +236,10 @@ def parse_head(head: str, limits: Limits) -> Request:
                 if not HOST_RE.fullmatch(host_values[0]):
                     # RFC 9112 3.2: a Host field with an invalid value MUST get 400
                     raise ProtocolError(400, "invalid Host header")
-                if len(_VALID_HOSTS) >= 64:
-                    _VALID_HOSTS.clear()
-                _VALID_HOSTS.add(host_values[0])
+                if len(host_values[0]) <= 300:  # DNS names are <= 253 bytes
+                    if len(_VALID_HOSTS) >= 64:
+                        _VALID_HOSTS.clear()
+                    _VALID_HOSTS.add(host_values[0])
             has_host = True
             if host is None:
                 # RFC 9112 3.2.2: with absolute-form the target's authority wins
