@@ -43,7 +43,27 @@ _F_LENGTH, _F_CHUNKED, _F_CLOSE, _F_NONE = range(4)
 
 
 class ServerConnection:
-    """Parse requests from and frame responses to one client connection."""
+    """Parse requests from and frame responses to one client connection.
+
+    A server drives it like this (error handling and I/O elided)::
+
+        while True:
+            event = conn.next_event()            # may raise ProtocolError:
+            if event is NEED_DATA:               #   send conn.error_response(exc), close
+                conn.receive_data(sock.recv(65536))   # b"" at EOF
+            elif isinstance(event, Request):     # maybe informational_response() first
+                ...                              # run the handler, which reads Data
+            elif event is PAUSED:                # request done, response written
+                if not conn.keep_alive:
+                    break                        # close the socket
+                conn.start_next_cycle()
+            elif isinstance(event, ConnectionClosed):
+                break
+
+    A response may be sent before the request body was read. If keep_alive is
+    still True afterwards, the rest of the body (Content-Length framed) must be
+    drained with next_event() until EndOfMessage before start_next_cycle().
+    """
 
     __slots__ = ("limits", "request", "request_complete", "keep_alive", "_buf", "_eof",
                  "_state", "_reader", "_scanner", "_error", "_response", "_framing",
@@ -207,7 +227,7 @@ class ServerConnection:
             framing = _F_LENGTH
             framing_field = b"Content-Length: %d\r\n" % content_length
         elif request.version == "1.1":
-            framing = _F_CHUNKED  # RFC 9112 7: only 1.1 recipients understand chunked
+            framing = _F_CHUNKED  # RFC 9112 6.1: Transfer-Encoding only to 1.1 clients
             framing_field = TRANSFER_CHUNKED
         else:
             framing = _F_CLOSE  # RFC 9112 6.3 item 8: 1.0 gets a close-delimited body
