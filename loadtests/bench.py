@@ -212,23 +212,29 @@ def evaluate_targets(rows: Sequence[Row], probes: dict[str, dict[str, Any]],
     def fmt(value: float | None, digits: int = 2) -> str:
         return "n/a" if value is None else f"{value:.{digits}f}"
 
+    def rps(row: Row | None) -> float | None:
+        return None if row is None else row.rps
+
+    def cpu(row: Row | None) -> float | None:
+        return None if row is None else row.cpu_us
+
     targets = []
     close, gclose, nclose = get("close", "forkhttpd-close"), get("close", "gunicorn"), get(
         "close", "nginx")
     keep, gkeep, nkeep = get("keepalive", "forkhttpd"), get("keepalive", "gunicorn"), get(
         "keepalive", "nginx")
-    cpu_close = ratio(close and close.cpu_us, gclose and gclose.cpu_us)
+    cpu_close = ratio(cpu(close), cpu(gclose))
     targets.append(_judge("CPU/request, closing each connection <= 1/5 of gunicorn's",
                           cpu_close, 1 / 5, f"forkhttpd/gunicorn = {fmt(cpu_close, 3)}",
                           higher_is_better=False))
-    cpu_keep = ratio(keep and keep.cpu_us, gkeep and gkeep.cpu_us)
+    cpu_keep = ratio(cpu(keep), cpu(gkeep))
     targets.append(_judge("CPU/request, keep-alive <= 1/8 of gunicorn's", cpu_keep, 1 / 8,
                           f"forkhttpd/gunicorn = {fmt(cpu_keep, 3)} (gunicorn's sync worker "
                           "closes every connection)", higher_is_better=False))
-    rps_close = ratio(close and close.rps, nclose and nclose.rps)
+    rps_close = ratio(rps(close), rps(nclose))
     targets.append(_judge("req/s closing each connection >= nginx's", rps_close, 1.0,
                           f"forkhttpd/nginx = {fmt(rps_close)}", higher_is_better=True))
-    rps_keep = ratio(keep and keep.rps, nkeep and nkeep.rps)
+    rps_keep = ratio(rps(keep), rps(nkeep))
     probe = probes.get("forkhttpd")
     probe_p99 = probe.get("p99_ms") if probe else None
     both = None
@@ -242,7 +248,7 @@ def evaluate_targets(rows: Sequence[Row], probes: dict[str, dict[str, Any]],
                           f"{probe.get('failures') if probe else 'n/a'}",
                           higher_is_better=True))
     static, nstatic = get("static", "forkhttpd-static"), get("static", "nginx")
-    rps_static = ratio(static and static.rps, nstatic and nstatic.rps)
+    rps_static = ratio(rps(static), rps(nstatic))
     targets.append(_judge("1 MiB static req/s >= 0.9x nginx's", rps_static, 0.9,
                           f"forkhttpd/nginx = {fmt(rps_static)}", higher_is_better=True))
     worst = max((m["max_rss_mib"] for name, m in rss.items()
@@ -252,7 +258,7 @@ def evaluate_targets(rows: Sequence[Row], probes: dict[str, dict[str, Any]],
                           f"largest forkhttpd worker = {fmt(worst, 1)} MiB",
                           higher_is_better=False))
     one = get("keepalive", "forkhttpd-1w")
-    scaling = ratio(keep and keep.rps, one and one.rps)
+    scaling = ratio(rps(keep), rps(one))
     targets.append(Target("INFO" if scaling is not None else "SKIP",
                           "scaling, 2 workers vs 1 (keep-alive req/s)",
                           f"ratio = {fmt(scaling)} (wrk shares the same 2 cores: a ceiling "
@@ -299,6 +305,36 @@ def format_table(rows: Sequence[Row]) -> str:
             f"{num(r['rps_vs_nginx'], 8, 2)} {num(r['cpu_vs_gunicorn'], 8, 3)} "
             f"{num(r['cpu_vs_nginx'], 8, 2)}" + (f"  {row.note}" if row.note else ""))
     return "\n".join(lines)
+
+
+def format_extras(probes: dict[str, dict[str, Any]], memory: dict[str, dict[str, Any]],
+                  not_started: dict[str, str]) -> str:
+    """The lines under the table: fresh-connection probes, idle memory, servers not run."""
+    def ms(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1f}"
+
+    lines = []
+    if probes:
+        lines.append("\nfresh connections while wrk -c64 keep-alive runs (one every ~50 ms):")
+        for name, probe in probes.items():
+            idle = probe["idle_keepalive_p50_ms"]
+            lines.append(
+                f"  {name:<10} p50 {ms(probe['p50_ms'])} ms, p99 {ms(probe['p99_ms'])} ms, "
+                f"max {ms(probe['max_ms'])} ms, failures {probe['failures']}/"
+                f"{probe['attempts']}; one idle keep-alive connection: "
+                + ("closed by the server" if idle is None else f"p50 {idle:.2f} ms"))
+    if memory:
+        lines.append("\nidle worker memory after the load (largest worker):")
+        for name, usage in memory.items():
+            rss_mib, uss_mib = usage["max_rss_mib"], usage["max_uss_mib"]
+            if rss_mib is None:
+                lines.append(f"  {name:<16} no worker found")
+                continue
+            lines.append(f"  {name:<16} RSS {rss_mib:.1f} MiB, USS {uss_mib:.1f} MiB "
+                         f"({len(usage['workers'])} workers)")
+    for name, reason in not_started.items():
+        lines.append(f"\nNOT RUN: {name}: {reason}")
+    return "".join(line + "\n" for line in lines)
 
 
 # -- the servers ------------------------------------------------------------------------------
@@ -625,12 +661,12 @@ def main(argv: list[str] | None = None) -> int:
                 for name in names:
                     _log(f"{scenario} round {number + 1}/{rounds}: {name}")
                     try:
-                        result, cpu = measured_round(servers[name], path, duration,
-                                                     connections, close)
+                        wrk_result, cpu_seconds = measured_round(
+                            servers[name], path, duration, connections, close)
                     except (RuntimeError, ValueError, subprocess.TimeoutExpired) as error:
                         scenario_rows[name].note = f"wrk: {error}"[:80]
                         continue
-                    scenario_rows[name].add_round(result, cpu)
+                    scenario_rows[name].add_round(wrk_result, cpu_seconds)
         if "probe" in scenarios:
             for spec in specs:
                 if "probe" not in spec.scenarios or spec.name not in servers:
@@ -642,12 +678,13 @@ def main(argv: list[str] | None = None) -> int:
                                         args=(server.port, probe_seconds + 1.0, outcome))
                 load.start()
                 time.sleep(0.5)
-                result = fresh_connection_probe(server.port, probe_seconds)
+                probe_result = fresh_connection_probe(server.port, probe_seconds)
                 load.join(probe_seconds + 40)
-                result["idle_keepalive_p50_ms"] = idle_keepalive_latency(server.port)
-                wrk = outcome.get("wrk")
-                result["background_rps"] = wrk.rps if isinstance(wrk, WrkResult) else None
-                probes[spec.name] = result
+                probe_result["idle_keepalive_p50_ms"] = idle_keepalive_latency(server.port)
+                background = outcome.get("wrk")
+                if isinstance(background, WrkResult):
+                    probe_result["background_rps"] = background.rps
+                probes[spec.name] = probe_result
         if "rss" in scenarios:
             time.sleep(0.5)
             for spec in specs:
@@ -666,27 +703,7 @@ def main(argv: list[str] | None = None) -> int:
           f"(static: -c16), {elapsed:.0f} s in all; load average {load_before} before, "
           f"{load_after} after (other work on the machine skews req/s more than CPU/request)")
     print(format_table(rows))
-    if probes:
-        print("\nfresh connections while wrk -c64 keep-alive runs (one every ~50 ms):")
-        for name, result in probes.items():
-            def ms(value: float | None) -> str:
-                return "-" if value is None else f"{value:.1f}"
-            idle = result["idle_keepalive_p50_ms"]
-            print(f"  {name:<10} p50 {ms(result['p50_ms'])} ms, p99 {ms(result['p99_ms'])} "
-                  f"ms, max {ms(result['max_ms'])} ms, failures {result['failures']}/"
-                  f"{result['attempts']}; one idle keep-alive connection: "
-                  + ("closed by the server" if idle is None else f"p50 {idle:.2f} ms"))
-    if memory:
-        print("\nidle worker memory after the load (largest worker):")
-        for name, result in memory.items():
-            rss_mib, uss_mib = result["max_rss_mib"], result["max_uss_mib"]
-            if rss_mib is None:
-                print(f"  {name:<16} no worker found")
-                continue
-            print(f"  {name:<16} RSS {rss_mib:.1f} MiB, USS {uss_mib:.1f} MiB "
-                  f"({len(result['workers'])} workers)")
-    for name, reason in not_started.items():
-        print(f"\nNOT RUN: {name}: {reason}")
+    print(format_extras(probes, memory, not_started), end="")
     print("\ntargets:")
     for target in targets:
         print(f"  {target.verdict:<4} {target.name}: {target.detail}")
