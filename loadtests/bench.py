@@ -631,8 +631,11 @@ def main(argv: list[str] | None = None) -> int:
                 _log(f"{spec.name} did not start: {error}")
                 continue
             servers[spec.name] = server
-            path = STATIC_URL if "static" in spec.scenarios else "/"
-            run_wrk(server.port, path, 1, 16, close=False)  # warm-up, not measured
+            path = STATIC_URL if spec.scenarios == ("static",) else "/"
+            try:
+                run_wrk(server.port, path, 1, 16, close=False)  # warm-up, not measured
+            except (RuntimeError, ValueError, subprocess.TimeoutExpired) as error:
+                _log(f"{spec.name}: warm-up failed: {error}")
         _log("servers up: " + ", ".join(f"{n} (pid {s.pid}, port {s.port})"
                                         for n, s in servers.items()))
         measured = sum(1 for spec in specs for scenario in ("close", "keepalive", "static")
