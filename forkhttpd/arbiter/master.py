@@ -133,7 +133,9 @@ class Arbiter(Generations):
             log.info("TTOU: %d workers wanted", self.num_workers)
         elif signum == signal.SIGUSR1:
             logs.reopen_logs()
-            log.info("USR1: log files reopened; telling the workers")
+            log.info("USR1: log files reopened; telling the zygotes and workers")
+            for gen in self.generations.values():
+                send(gen.zygote_pid, signal.SIGUSR1)
             for record in self.workers.values():
                 send(record.pid, signal.SIGUSR1)
 

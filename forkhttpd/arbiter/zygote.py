@@ -62,6 +62,8 @@ def zygote_main(master: Any, number: int, cmd_r: int, msg_w: int) -> None:
             code = 2
             return
         _say(msg_w, {"t": "R"})
+        # Idle in os.read between forks, it can reopen its log files right in the handler.
+        signal.signal(signal.SIGUSR1, lambda *_: logs.reopen_logs())
         setproctitle(f"forkhttpd: zygote gen {number} [{master.app_label}] ready")
         _fork_workers(master, number, cmd_r, msg_w, adapter)
     except BaseException:  # noqa: BLE001

@@ -137,6 +137,8 @@ def test_usr1_reopens_the_log_files(start_server, tmp_path: Path) -> None:  # ty
     assert wait_until(lambda: all(str(log) in files_of(pid) and str(rotated) not in
                                   files_of(pid) for pid in server.worker_pids()), 3)
     assert str(rotated) not in files_of(server.pid)
+    zygote = [pid for pid in server.children() if "zygote" in cmdline(pid)][0]
+    assert wait_until(lambda: str(rotated) not in files_of(zygote))
     for _ in range(4):
         assert server.request("GET", "/boom")[0] == 500
     assert wait_until(lambda: log.read_text().count("RuntimeError: secret internal detail\n")
