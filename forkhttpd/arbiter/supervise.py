@@ -47,6 +47,7 @@ class WorkerRecord:
     ready: bool = False
     replacing: str = ""  # a recycle reason: a successor starts first, then it is retired
     retiring: str = ""  # the reason the master asked it to stop
+    retire_signal: int = 0  # what it was sent (sent again once it is ready)
     retire_deadline: float = 0.0
     kill_reason: str = ""
     timeout_stage: int = 0  # 0 fine, 1 alarmed, 2 aborted, 3 killed
@@ -102,6 +103,10 @@ class Supervising:
             view = self.board.read(record.slot)
             if not record.ready and view.state not in ("starting", "free"):
                 record.ready = True
+                if record.retire_signal:
+                    # Sent just after its fork, the signal may have been lost: Python clears
+                    # pending signals in a new child. Its handlers are in place now.
+                    self._kill(record.pid, record.retire_signal)
             if self.fast_failures and record.ready and record.spawned > self.last_fast_death \
                     and now - record.spawned > 2 * _FAST_DEATH:
                 self.fast_failures = 0  # one started since the last failure, and lives
@@ -187,6 +192,7 @@ class Supervising:
         if record.retiring:
             return
         record.retiring = reason
+        record.retire_signal = sig
         record.kill_reason = record.kill_reason or reason
         record.retire_deadline = time.monotonic() + (
             self.settings.graceful_timeout if sig == signal.SIGTERM else 1.0)

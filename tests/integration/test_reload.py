@@ -163,3 +163,18 @@ def test_a_bad_config_on_sighup_changes_nothing(start_server, tmp_path: Path) ->
     server.wait_for_log("reload complete: generation 2")
     assert wait_until(lambda: len(server.worker_pids()) == 3)
     assert "reload: new values for workers, timeout" in server.stderr
+
+
+def test_a_worker_retired_as_it_is_forked_still_goes(start_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # Each SIGHUP asks for one worker more: the old generation forks it while the new one
+    # loads, and it is retired the moment its PID is known, right after its fork, when a
+    # signal can be lost (Python clears pending signals in a new child); the master sends
+    # it again once the worker is ready, so no reload waits for the graceful timeout.
+    config = tmp_path / "forkhttpd.toml"
+    config.write_text("workers = 2\n")
+    server = start_server("--app", "mymod:handler", "--config", str(config), cwd=APPS)
+    for workers in range(3, 7):
+        config.write_text(f"workers = {workers}\n")
+        server.send_signal(signal.SIGHUP)
+        server.wait_for_log(f"reload complete: generation {workers - 1}", timeout=4)
+        assert wait_until(lambda w=workers: len(server.worker_pids()) == w, 3)
