@@ -122,8 +122,8 @@ class Generations(Supervising):
         kind = message["t"]
         if kind == "W":
             self._worker_forked(gen, message["slot"], message["pid"])
-        elif gen.state != "loading":
-            return  # an abandoned generation's last words
+        elif gen.state != "loading" or self.stopping:
+            return  # an abandoned generation's last words, or too late to matter
         elif kind == "R":
             self._generation_loaded(gen)
         elif kind == "F":
