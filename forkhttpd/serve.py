@@ -51,7 +51,7 @@ class Connection:
     """One client socket with its protocol state; the socket calls live here and nowhere else."""
 
     __slots__ = ("sock", "fd", "peer", "proto", "phase", "deadline", "head_start",
-                 "served", "registered", "loop")
+                 "served", "registered", "loop", "detached")
 
     def __init__(self, sock: socket.socket, peer: object, proto: ServerConnection,
                  loop: ServeLoop) -> None:
@@ -65,6 +65,7 @@ class Connection:
         self.served = 0
         self.registered = False
         self.loop = loop
+        self.detached = False
 
     # -- reading -------------------------------------------------------------------------
     def recv_nowait(self) -> bytes | None:
@@ -145,6 +146,29 @@ class Connection:
     def close(self) -> None:
         try:
             self.sock.close()
+        except OSError:
+            pass
+
+    # -- handing the connection over (takeover.py, for http.server handler classes) --------
+    def detach(self) -> bytes:
+        """The loop forgets this connection; returns the bytes read past the request head
+        (read from the protocol's buffer: ServerConnection has no public accessor yet)."""
+        self.detached = True
+        self.loop.forget(self)
+        return bytes(self.proto._buf)
+
+    def wait_readable(self, timeout: float) -> bool:
+        return self._wait(select.POLLIN, timeout)
+
+    def local_address(self) -> object:
+        try:
+            return self.sock.getsockname()
+        except OSError:
+            return None
+
+    def shutdown(self, how: int = socket.SHUT_WR) -> None:
+        try:
+            self.sock.shutdown(how)
         except OSError:
             pass
 
@@ -338,6 +362,9 @@ class ServeLoop:
                 exchange.respond_health(not self.stopping)
             else:
                 self.handle(exchange)
+                if conn.detached:  # the adapter took the connection over and has closed it
+                    self.requests += 1
+                    return False
                 if not exchange.started:
                     exchange.respond_error(500, "Internal Server Error")
         except ClientGone:
@@ -422,3 +449,10 @@ class ServeLoop:
     def _final_close(self, conn: Connection) -> None:
         self.conns.pop(conn.fd, None)
         conn.close()
+
+    def forget(self, conn: Connection) -> None:
+        """Stop watching `conn` without closing it (its new owner will)."""
+        self.conns.pop(conn.fd, None)
+        if conn.registered:
+            conn.registered = False
+            self.epoll.unregister(conn.fd)
