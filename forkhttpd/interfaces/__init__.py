@@ -10,6 +10,7 @@ receive, send: ASGI) is ambiguous and refused with the flag to pass.
 
 from __future__ import annotations
 
+import functools
 import http.server
 import inspect
 import os
@@ -38,6 +39,10 @@ class InterfaceError(Exception):
 
 
 def _is_handler_class(app: Any) -> bool:
+    """A BaseHTTPRequestHandler subclass, or a functools.partial of one (a common way to
+    give SimpleHTTPRequestHandler its directory=)."""
+    if isinstance(app, functools.partial):
+        app = app.func
     return isinstance(app, type) and issubclass(app, http.server.BaseHTTPRequestHandler)
 
 

@@ -12,6 +12,7 @@ While the class holds a connection it holds the worker.
 
 from __future__ import annotations
 
+import functools
 import http.server
 import logging
 import socket
@@ -74,11 +75,16 @@ def _limited(cls: type[http.server.BaseHTTPRequestHandler], limits: Limits,
     return Limited
 
 
-def handler_class_adapter(cls: type[http.server.BaseHTTPRequestHandler],
-                          limits: Limits | None = None, keep_alive: float = 5.0,
+def handler_class_adapter(cls: Any, limits: Limits | None = None, keep_alive: float = 5.0,
                           header_timeout: float = 10.0, max_requests: int = 1000) -> Any:
-    """Answer each connection with `cls` (instantiated per connection, as http.server does)."""
-    handler = _limited(cls, limits or Limits(), max_requests if keep_alive > 0 else 1)
+    """Answer each connection with `cls` (instantiated per connection, as http.server does);
+    `cls` may be a functools.partial of the class, e.g. with directory=."""
+    partial = cls if isinstance(cls, functools.partial) else None
+    if partial is not None:
+        cls = partial.func
+    handler: Any = _limited(cls, limits or Limits(), max_requests if keep_alive > 0 else 1)
+    if partial is not None:
+        handler = functools.partial(handler, *partial.args, **partial.keywords)
 
     def handle(exchange: Exchange) -> None:
         sock = exchange.takeover()
@@ -87,7 +93,7 @@ def handler_class_adapter(cls: type[http.server.BaseHTTPRequestHandler],
         peer = exchange.peer
         client = peer if isinstance(peer, tuple) else (str(peer or "unix"), 0)
         try:
-            handler(sock, client, _ServerInfo(sock.getsockname()))  # type: ignore[arg-type]
+            handler(sock, client, _ServerInfo(sock.getsockname()))
         except OSError as error:  # the client went away mid-response
             log.debug("%s: connection from %s ended: %s", cls.__name__, client[0], error)
         finally:

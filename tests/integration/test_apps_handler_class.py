@@ -37,6 +37,11 @@ def test_simple_http_request_handler_serves_the_directory(start_server) -> None:
     assert "Traceback" not in server.stderr
 
 
+def test_a_partial_with_directory_is_a_handler_class_too(start_server) -> None:  # type: ignore[no-untyped-def]
+    server = start_server("--app", "handler_classes:site_files")  # cwd is apps/, not site/
+    assert server.request("GET", "/style.css")[2] == (APPS / "site" / "style.css").read_bytes()
+
+
 def test_user_subclass_keep_alive_post_and_prefork(start_server) -> None:  # type: ignore[no-untyped-def]
     server = start_server("--app", "handler_classes:EchoHandler", "--workers", "2")
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)

@@ -1,8 +1,9 @@
 """http.server handler classes served through forkhttpd's handler-class interface."""
 
+import functools
 import json
 import os
-from http.server import BaseHTTPRequestHandler
+from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler
 
 
 class EchoHandler(BaseHTTPRequestHandler):
@@ -30,3 +31,8 @@ class EchoHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format, *args):  # noqa: A002 - http.server's signature
         pass
+
+
+# SimpleHTTPRequestHandler given its directory, the way http.server's own main() does it
+site_files = functools.partial(SimpleHTTPRequestHandler,
+                               directory=os.path.join(os.path.dirname(__file__), "site"))
