@@ -11,7 +11,6 @@ receive, send: ASGI) is ambiguous and refused with the flag to pass.
 from __future__ import annotations
 
 import functools
-import http.server
 import inspect
 import os
 from collections.abc import Callable
@@ -43,7 +42,11 @@ def _is_handler_class(app: Any) -> bool:
     give SimpleHTTPRequestHandler its directory=)."""
     if isinstance(app, functools.partial):
         app = app.func
-    return isinstance(app, type) and issubclass(app, http.server.BaseHTTPRequestHandler)
+    if not isinstance(app, type):
+        return False
+    import http.server  # here, not at the top: the master imports this package too
+
+    return issubclass(app, http.server.BaseHTTPRequestHandler)
 
 
 def _is_wsgi_framework(app: Any) -> bool:
