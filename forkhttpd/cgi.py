@@ -23,7 +23,7 @@ from urllib.parse import unquote
 
 from .exchange import Exchange
 from .protocol import Request
-from .response import SERVER_NAME, ResponseParts, error_parts, http_date
+from .response import SERVER_NAME, ResponseParts, error_parts, trusted_fields
 from .static import resolve_path
 
 __all__ = ["CGIDirectory", "CGIError", "parse_cgi_output"]
@@ -231,8 +231,7 @@ class CGIDirectory:
                 status = 302  # RFC 3875 6.2.3: a client redirect
         if content_type is None and body and exchange.request.method != "HEAD":
             raise CGIError("a body without Content-Type")
-        headers += [("Server", SERVER_NAME), ("Date", http_date())]
-        return ResponseParts(status, headers, body)
+        return ResponseParts(status, headers, body, trusted=trusted_fields())
 
     def _local_redirect(self, exchange: Exchange, location: str) -> None:
         """RFC 3875 6.2.2: answer as if the client had asked for `location` (with GET)."""

@@ -169,7 +169,8 @@ class Exchange:
         self.status = parts.status
         conn = self.conn
         if type(body) is bytes:
-            data = conn.proto.simple_response(parts.status, parts.headers, body, close=close)
+            data = conn.proto.simple_response(parts.status, parts.headers, body, close=close,
+                                              trusted=parts.trusted)
             self.started = True  # only now: a refused head can still become a 500
             self.bytes_sent = len(data)
             conn.send_all(data)
@@ -190,7 +191,8 @@ class Exchange:
             offset = handle.tell()
             length = getattr(handle, "length", None)  # a FileSlice: one range of the file
             size = os.fstat(fd).st_size - offset if length is None else length
-            head = conn.proto.start_response(parts.status, parts.headers, size, close=close)
+            head = conn.proto.start_response(parts.status, parts.headers, size, close=close,
+                                             trusted=parts.trusted)
             self.started = True
             conn.send_all(head)
             self.bytes_sent = len(head)
@@ -200,13 +202,15 @@ class Exchange:
                 sent = conn.sendfile(fd, offset, size)
                 self.bytes_sent += sent
                 conn.proto.note_body_sent(sent)  # sendfile bypassed send_data's framing
-            conn.send_all(conn.proto.end_response())
+            tail = conn.proto.end_response()
+            if tail:
+                conn.send_all(tail)
         finally:
             handle.close()
 
     def _respond_stream(self, parts: ResponseParts, body: Iterable[Any], close: bool) -> None:
         try:
-            self.begin(parts.status, parts.headers, None, close=close)
+            self.begin(parts.status, parts.headers, None, close=close, trusted=parts.trusted)
             for piece in body:
                 if isinstance(piece, str):
                     piece = piece.encode("utf-8")
@@ -221,13 +225,15 @@ class Exchange:
     # -- a response sent piece by piece (WSGI, SSE, streams) ------------------------------
     def begin(self, status: int, headers: list[tuple[str, str]],
               content_length: int | None = None, *, close: bool = False,
-              first: bytes = b"") -> None:
-        """Send the response head, with the first piece of the body in the same send."""
+              first: bytes = b"", trusted: bytes = b"") -> None:
+        """Send the response head, with the first piece of the body in the same send
+        (`trusted`: the server's own pre-encoded field lines, see ResponseParts)."""
         if not self._body_done:
             self.discard_body()
         self.status = status
         proto = self.conn.proto
-        data = proto.start_response(status, headers, content_length, close=self.close or close)
+        data = proto.start_response(status, headers, content_length, close=self.close or close,
+                                    trusted=trusted)
         self.started = True
         if first:
             data += proto.send_data(first)

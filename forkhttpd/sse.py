@@ -19,7 +19,6 @@ The stream also ends when the worker is asked to stop, and its connection is not
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import json
 import logging
@@ -143,7 +142,8 @@ class SSEResponse:
         headers.extend(self.headers.items())
         opening = format_event(retry=self.retry) if self.retry is not None else b""
         self._exchange = exchange
-        exchange.begin(parts.status, headers, None, close=True, first=opening)
+        exchange.begin(parts.status, headers, None, close=True, first=opening,
+                       trusted=parts.trusted)
         self._last_write = time.monotonic()
         if parts.status != 200 or exchange.request.method == "HEAD":
             exchange.finish()
@@ -156,6 +156,8 @@ class SSEResponse:
         exchange.finish()
 
     def _run(self, exchange: Exchange) -> None:
+        import asyncio  # only for streams: it costs every process ~6 MiB
+
         source = self.source
         if inspect.isasyncgen(source) or inspect.iscoroutinefunction(source):
             asyncio.run(self._watched(exchange))
@@ -201,6 +203,8 @@ class SSEResponse:
             await source(self)
 
     async def _watched(self, exchange: Exchange, started: Awaitable[Any] | None = None) -> None:
+        import asyncio
+
         producer = asyncio.ensure_future(self._produce(started))
         try:
             while not producer.done():

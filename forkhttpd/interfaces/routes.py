@@ -12,7 +12,6 @@ are rendered by the GET handler of the errors/{code} route when there is one.
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import inspect
 import logging
@@ -25,7 +24,14 @@ from urllib.parse import unquote
 
 from ..exchange import Exchange
 from ..loader import AppNotFound, AppRaised
-from ..response import HTTPError, HttpResponse, ResponseParts, error_parts, finalize
+from ..response import (
+    HTTPError,
+    HttpResponse,
+    ResponseParts,
+    error_parts,
+    finalize,
+    trusted_fields,
+)
 from ..vshs import URL, BodyError, convert_body
 
 __all__ = ["Route", "RoutesDirectory"]
@@ -120,6 +126,8 @@ async def _await(awaitable: Any) -> Any:
 def _call(handler: Any, url: URL, body: Any, route: Route) -> Any:
     returned = handler(url, body, route)
     if inspect.isawaitable(returned):
+        import asyncio  # only for async handlers: it costs every process ~6 MiB
+
         returned = asyncio.run(_await(returned))  # VSHS's async handlers, run to completion
     return returned
 
@@ -197,7 +205,8 @@ class RoutesDirectory:
         if chosen is None:
             allow = candidates[0][0].allow()
             if method == "OPTIONS":
-                exchange.respond(ResponseParts(204, [("Allow", allow)], b""))
+                exchange.respond(ResponseParts(204, [("Allow", allow)], b"",
+                                               trusted=trusted_fields()))
             else:
                 self._error(exchange, url, 405, "Method Not Allowed", [("Allow", allow)])
             return

@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from ..exchange import Exchange
-from ..response import SERVER_NAME, FileSlice, ResponseParts, http_date
+from ..response import FileSlice, ResponseParts, trusted_fields
 
 __all__ = ["ErrorStream", "FileWrapper", "InputStream", "wsgi_adapter"]
 
@@ -212,7 +212,7 @@ def build_environ(exchange: Exchange) -> dict[str, Any]:
 class _Response:
     """One response's start_response/write state."""
 
-    __slots__ = ("exchange", "status", "headers", "length", "close", "sent")
+    __slots__ = ("exchange", "status", "headers", "length", "close", "sent", "trusted")
 
     def __init__(self, exchange: Exchange) -> None:
         self.exchange = exchange
@@ -221,6 +221,7 @@ class _Response:
         self.length: int | None = None
         self.close = False
         self.sent = False
+        self.trusted = b""
 
     def start_response(self, status: str, headers: list[tuple[str, str]],
                        exc_info: Any = None) -> Callable[[bytes], None]:
@@ -248,18 +249,16 @@ class _Response:
                 has_date = has_date or lowered == "date"
                 has_server = has_server or lowered == "server"
                 kept.append((name, value))
-        if not has_server:
-            kept.append(("Server", SERVER_NAME))
-        if not has_date:
-            kept.append(("Date", http_date()))
         self.status, self.headers, self.length, self.close = code, kept, length, close
+        self.trusted = trusted_fields(not has_server, not has_date)
         return self.write
 
     def _begin(self, first: bytes, length: int | None) -> None:
         if not self.status:
             raise AssertionError("the application sent a body before start_response()")
         self.sent = True
-        self.exchange.begin(self.status, self.headers, length, close=self.close, first=first)
+        self.exchange.begin(self.status, self.headers, length, close=self.close, first=first,
+                            trusted=self.trusted)
 
     def write(self, data: bytes) -> None:
         if not self.sent:
@@ -283,7 +282,7 @@ class _Response:
             size = min(size, self.length)
         self.sent = True
         parts = ResponseParts(self.status, self.headers, FileSlice(filelike, offset, size),
-                              self.close)
+                              self.close, self.trusted)
         self.exchange.respond(parts)
         return True
 

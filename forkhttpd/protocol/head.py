@@ -34,6 +34,9 @@ from .limits import Limits
 # Header fields whose semantics the protocol layer owns (framing, routing, persistence).
 _SPECIAL = frozenset(("host", "content-length", "transfer-encoding", "connection", "expect"))
 _OWS = " \t"
+# A worker sees the same few Host values over and over; remembering the ones that
+# passed HOST_RE saves a regex per request. Bounded, and holds only valid values.
+_VALID_HOSTS: set[str] = set()
 
 
 # --------------------------------------------------------------------------- request line
@@ -94,10 +97,10 @@ def parse_target(method: str, target: str) -> tuple[str, str, str | None]:
         # and the connection is closed before any tunnel bytes can be misread as HTTP.
         if AUTHORITY_FORM_RE.fullmatch(target) and not target.startswith(":"):
             raise ProtocolError(501, "CONNECT is not supported")
-        raise ProtocolError(400, "invalid CONNECT target")
+        raise ProtocolError(400, "invalid CONNECT target")  # RFC 9112 3.2.3
     m = ABSOLUTE_FORM_RE.fullmatch(target)
     if m is None:
-        # authority-form for another method, relative references, garbage
+        # RFC 9112 3.2: authority-form for another method, relative references, garbage
         raise ProtocolError(400, "invalid request-target")
     scheme, authority, rest = m.groups()
     # RFC 9112 3.2.2: absolute-form must be accepted by servers; we only serve http(s)
@@ -126,7 +129,7 @@ def check_field_line(line: str) -> None:
         raise ProtocolError(400, "obsolete line folding in header")
     name, colon, value = line.partition(":")
     if not colon:
-        raise ProtocolError(400, "header line without colon")
+        raise ProtocolError(400, "header line without colon")  # RFC 9112 5: field-line
     if name[-1:] in (" ", "\t"):
         # RFC 9112 5.1: whitespace between field name and colon MUST get 400
         raise ProtocolError(400, "whitespace before colon in header")
@@ -142,12 +145,13 @@ def check_line(line: str, crlf: bool, index: int, limits: Limits, has_request_li
     """Check one complete line of a field section (in wire order); raise ProtocolError."""
     if has_request_line and index == 0:
         if len(line) > limits.max_request_line:
-            raise ProtocolError(414, "request line too long")
+            raise ProtocolError(414, "request line too long")  # RFC 9112 3 / RFC 9110 15.5.15
         if not crlf:
-            raise ProtocolError(400, "bare LF in request head")
+            raise ProtocolError(400, "bare LF in request head")  # RFC 9112 2.2, see below
         parse_request_line(line)
         return
     number = index if has_request_line else index + 1
+    # RFC 6585 5 (431) / RFC 9112 3 (servers may limit sizes): bound memory per head
     if number > limits.max_header_fields:
         raise ProtocolError(431, "too many header fields")
     if len(line) > limits.max_header_field_size:
@@ -228,9 +232,14 @@ def parse_head(head: str, limits: Limits) -> Request:
             if len(host_values) > 1:
                 # RFC 9112 3.2: more than one Host field line MUST get 400
                 raise ProtocolError(400, "multiple Host headers")
-            if not HOST_RE.fullmatch(host_values[0]):
-                # RFC 9112 3.2: a Host field with an invalid value MUST get 400
-                raise ProtocolError(400, "invalid Host header")
+            if host_values[0] not in _VALID_HOSTS:
+                if not HOST_RE.fullmatch(host_values[0]):
+                    # RFC 9112 3.2: a Host field with an invalid value MUST get 400
+                    raise ProtocolError(400, "invalid Host header")
+                if len(host_values[0]) <= 300:  # DNS names are <= 253 bytes
+                    if len(_VALID_HOSTS) >= 64:
+                        _VALID_HOSTS.clear()
+                    _VALID_HOSTS.add(host_values[0])
             has_host = True
             if host is None:
                 # RFC 9112 3.2.2: with absolute-form the target's authority wins
@@ -271,10 +280,10 @@ def _content_length(values: list[str]) -> int:
         for item in value.split(","):
             item = item.strip(_OWS)
             if not CONTENT_LENGTH_RE.fullmatch(item) or len(item) > MAX_CONTENT_LENGTH_DIGITS:
-                raise ProtocolError(400, "invalid Content-Length")
+                raise ProtocolError(400, "invalid Content-Length")  # RFC 9110 8.6: 1*DIGIT
             seen.add(int(item))
     if len(seen) != 1:
-        raise ProtocolError(400, "conflicting Content-Length values")
+        raise ProtocolError(400, "conflicting Content-Length values")  # RFC 9112 6.3 item 5
     return seen.pop()
 
 
@@ -293,7 +302,7 @@ def _transfer_encoding(values: list[str], version: str, content_length: int | No
     if not codings:
         raise ProtocolError(400, "empty Transfer-Encoding")
     if codings.count("chunked") > 1:
-        # RFC 9112 7: a sender MUST NOT apply chunked more than once
+        # RFC 9112 6.1: a sender MUST NOT apply chunked more than once
         raise ProtocolError(400, "chunked applied more than once")
     if codings[-1] != "chunked":
         # RFC 9112 6.3 item 4: request framing with chunked not last cannot be
@@ -330,5 +339,5 @@ def _expect(values: list[str]) -> bool:
             if item == "100-continue":
                 found = True
             elif item:
-                raise ProtocolError(417, "unsupported expectation")
+                raise ProtocolError(417, "unsupported expectation")  # RFC 9110 15.5.18
     return found

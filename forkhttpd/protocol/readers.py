@@ -147,7 +147,7 @@ class ChunkedReader:
                     if len(buf) >= 2 or buf[:1] not in (b"", b"\r"):
                         raise ProtocolError(400, "missing CRLF after chunk data")
                     if eof:
-                        raise ProtocolError(400, "incomplete chunked body")
+                        raise ProtocolError(400, "incomplete chunked body")  # RFC 9112 8
                     return NEED_DATA
                 del buf[:2]
                 self._state = _SIZE
@@ -158,7 +158,8 @@ class ChunkedReader:
         end = buf.find(b"\r\n", self._search_from, MAX_CHUNK_LINE + 2)
         if end < 0:
             if len(buf) >= MAX_CHUNK_LINE + 2:  # a CRLF would have been inside the window
-                raise ProtocolError(400, "chunk header too long")  # bounds chunk-ext too
+                # RFC 9112 7.1.1: a server should limit chunk-ext length; this bounds it
+                raise ProtocolError(400, "chunk header too long")
             if buf.find(b"\n", self._search_from) >= 0:
                 raise ProtocolError(400, "bare LF in chunk header")  # RFC 9112 2.2
             if eof:
@@ -170,6 +171,7 @@ class ChunkedReader:
         if m is None:
             run = HEX_RUN_RE.match(line)
             if run is not None and len(run.group().lstrip(b"0")) > 16:
+                # RFC 9112 7.1: recipients must anticipate and guard against overflow
                 raise ProtocolError(400, "chunk size too large")
             # RFC 9112 7.1: chunk-size = 1*HEXDIG, no sign/0x/whitespace; extensions
             # must follow the chunk-ext grammar (no bare CR, no stray spaces)
@@ -215,7 +217,7 @@ class ChunkedReader:
         end = scanner.find_end(buf)
         if end < 0:
             if eof:
-                raise ProtocolError(400, "incomplete chunked body")
+                raise ProtocolError(400, "incomplete chunked body")  # RFC 9112 8
             return NEED_DATA
         text = buf[:end - 2].decode("latin-1")
         del buf[:end]

@@ -36,11 +36,10 @@ def status_line(status: int, reason: str | None) -> bytes:
     if reason is None:
         return STATUS_LINES.get(status) or _status_line(int(status), "Unknown")
     if not isinstance(reason, str) or not REASON_PHRASE_RE.fullmatch(reason):
-        raise LocalProtocolError(f"invalid reason phrase {reason!r}")  # no CR/LF/NUL/CTL
-    try:
-        return _status_line(int(status), reason)
-    except UnicodeEncodeError:
-        raise LocalProtocolError(f"reason phrase is not latin-1: {reason!r}") from None
+        # RFC 9112 4: reason-phrase = *( HTAB / SP / VCHAR / obs-text ): no CR/LF/NUL,
+        # and only latin-1 code points, so the encode below cannot fail
+        raise LocalProtocolError(f"invalid reason phrase {reason!r}")
+    return _status_line(int(status), reason)
 
 
 def encode_fields(headers: Headers) -> bytes:

@@ -132,7 +132,8 @@ def requests(draw: st.DrawFn, last: bool) -> tuple[bytes, dict[str, Any]]:
     path = "/" + draw(path_chars)
     query = draw(st.none() | st.text("abc=&?/%:@", max_size=10))
     version = draw(st.sampled_from(["1.0", "1.1"]))
-    host = draw(st.from_regex(r"[a-z0-9.-]{1,15}(:[0-9]{1,5})?", fullmatch=True))
+    host = draw(st.text("abcxyz0189.-", min_size=1, max_size=15))
+    host += draw(st.sampled_from(["", ":", ":80", ":8080"]))
     headers = draw(st.lists(st.tuples(token.filter(lambda n: n.lower() not in SPECIAL),
                                       field_value, ows, ows), max_size=6))
     keep = True if not last else draw(st.booleans())
@@ -185,7 +186,7 @@ def pipelines(draw: st.DrawFn) -> list[tuple[bytes, dict[str, Any]]]:
     return [draw(requests(last=i == n - 1)) for i in range(n)]
 
 
-@FAST
+@settings(FAST, max_examples=100)
 @given(pipelines(), st.lists(st.integers(0, 2000), max_size=10))
 def test_generated_requests_parse_back(pipeline: list[tuple[bytes, dict[str, Any]]],
                                        cuts: list[int]) -> None:
@@ -225,7 +226,7 @@ def responses(draw: st.DrawFn) -> dict[str, Any]:
     }
 
 
-@settings(FAST, max_examples=200)
+@settings(FAST, max_examples=120)
 @given(responses())
 def test_writer_output_parses_with_h11(r: dict[str, Any]) -> None:
     conn_line = ""

@@ -60,6 +60,8 @@ def test_custom_reason() -> None:
     assert head.startswith(b"HTTP/1.1 200 Fine Thanks\r\n")
     with pytest.raises(LocalProtocolError):
         ready(GET11).start_response(200, [], 0, reason="OK\r\nX: injected")
+    with pytest.raises(LocalProtocolError):
+        ready(GET11).start_response(200, [], 0, reason="\u2713")  # not latin-1
 
 
 @pytest.mark.parametrize("status", [99, 600, 1000, -1, 100, 101, 103, True])
@@ -200,8 +202,9 @@ def test_response_call_order_enforced() -> None:
     conn.end_response()
     with pytest.raises(LocalProtocolError):
         conn.send_data(b"x")
-    with pytest.raises(LocalProtocolError):
-        conn.start_response(200, [], -1)
+    for bad in (-1, 1.5, "5"):
+        with pytest.raises(LocalProtocolError):
+            ready(GET11).start_response(200, [], bad)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- keep-alive
