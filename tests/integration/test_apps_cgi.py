@@ -106,6 +106,7 @@ def test_output_fields_redirects_and_errors(start_server, cgi_bin: Path) -> None
                           f"/static={APPS / 'site'}")
     status, headers, body = server.request("GET", "/cgi-bin/status.py")
     assert (status, body, headers["x-extra"]) == (201, b"created", "yes")
+    assert headers["server"] == "forkhttpd" and headers["date"].endswith(" GMT")
     assert server.request("GET", "/cgi-bin/sub/deep.py")[0] == 201
     status, headers, _ = server.request("GET", "/cgi-bin/away.py")
     assert status == 302 and headers["location"] == "https://example.com/elsewhere"

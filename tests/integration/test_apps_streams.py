@@ -42,6 +42,7 @@ def test_sse_events_as_vshs_sends_them(start_server) -> None:  # type: ignore[no
     status, headers, body = server.request("GET", "/vshs-events")
     assert status == 200 and headers["content-type"] == "text/event-stream; charset=utf-8"
     assert headers["cache-control"] == "no-cache"
+    assert headers["server"] == "forkhttpd" and headers["date"].endswith(" GMT")
     assert body == (b"retry: 2000\n\n"
                     + b"".join(b'event: event_name\ndata: {"count":%d}\n\n' % i for i in range(3)))
     status, headers, body = server.request("GET", "/finite")  # response.data = SSEResponse

@@ -118,6 +118,7 @@ def test_flask_app(start_server) -> None:  # type: ignore[no-untyped-def]
     status, headers, body = server.request("GET", "/")
     assert (status, body) == (200, b"hello from flask")
     assert headers["content-type"] == "text/html; charset=utf-8"
+    assert headers["server"] == "forkhttpd" and headers["date"].endswith(" GMT")
     status, headers, body = server.request("GET", "/users/42?tab=posts")
     assert status == 200 and headers["content-type"] == "application/json"
     assert json.loads(body) == {"id": 42, "name": "user 42", "args": {"tab": "posts"}}
