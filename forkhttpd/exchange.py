@@ -1,6 +1,6 @@
 """One request/response cycle as the adapters see it: read the body, send the response in
 whichever shape it has (bytes, file, iterable); must not touch a socket itself (it calls the
-connection's methods, which live in serve.py) and must not import worker or arbiter."""
+connection's methods, which live in the serve package) and must not import worker or arbiter."""
 
 from __future__ import annotations
 
@@ -163,9 +163,11 @@ class Exchange:
     def respond(self, parts: ResponseParts) -> None:
         """Send a finished response: bytes in one send, a file by sendfile, else streamed."""
         body = parts.body
-        close = self.close or parts.close
         if not self._body_done:
             self.discard_body()
+        # a body left unread that has not all arrived can't be skipped without waiting for
+        # the client: say so in this response and close after it
+        close = self.close or parts.close or not self._body_done
         self.status = parts.status
         conn = self.conn
         if type(body) is bytes:
@@ -232,7 +234,8 @@ class Exchange:
             self.discard_body()
         self.status = status
         proto = self.conn.proto
-        data = proto.start_response(status, headers, content_length, close=self.close or close,
+        close = self.close or close or not self._body_done
+        data = proto.start_response(status, headers, content_length, close=close,
                                     trusted=trusted)
         self.started = True
         if first:

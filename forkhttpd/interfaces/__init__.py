@@ -21,7 +21,7 @@ from ..protocol import Limits
 from .native import native_adapter
 
 __all__ = ["Adapter", "InterfaceError", "app_label", "build_adapter", "build_app_adapter",
-           "detect_interface"]
+           "build_embedded_adapter", "detect_interface"]
 
 Adapter = Callable[[Exchange], None]
 
@@ -145,3 +145,12 @@ def build_app_adapter(settings: Any) -> Adapter:
         app = build_adapter(load_app(settings.app, settings.chdir), settings.interface,
                             settings=settings)
     return build_router(settings, app)
+
+
+def build_embedded_adapter(settings: Any, handler: Any, args: tuple[Any, ...] = ()) -> Adapter:
+    """forkhttpd.HttpServer's app: the handler object it was given, behind the same router
+    (--static, --routes, --cgi-dir) as an app named on the command line."""
+    from .router import build_router
+
+    return build_router(settings, build_adapter(handler, settings.interface, args,
+                                                settings=settings))
