@@ -249,7 +249,7 @@ class AccessLog:
         if fmt == "combined":
             return (f'{_escape(host)} - - [{self.clock.apache}] "{_escape(request_line)}" '
                     f'{status} {size or "-"} "{_escape(referer) or "-"}" '
-                    f'"{_escape(user_agent) or "-"}" {duration_us}\n')
+                    f'"{_escape(user_agent) or "-"}" {duration_us} {self.pid}\n')
         if fmt == "json":
             return (f'{{"time":"{self.clock.iso}","peer":{_json_str(host)},'
                     f'"request":{_json_str(request_line)},"status":{status},"bytes":{size},'

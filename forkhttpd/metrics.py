@@ -1,9 +1,11 @@
 """The master's counters (worker exits by reason, reloads by result, the counts of workers that
-are gone) and the Prometheus text exposition of a status snapshot; pure data, no I/O: must not
-import arbiter, worker, serve, supervision or socket."""
+are gone) and the renderings of a status snapshot: Prometheus text exposition, the status
+table, the one-line summary; pure data, no I/O: must not import arbiter, worker, serve,
+supervision or socket."""
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from typing import Any
 
@@ -19,7 +21,8 @@ from .heartbeat import (
 )
 from .heartbeat import STATES as _STATES
 
-__all__ = ["EXIT_REASONS", "STATUS_CLASSES", "Tally", "render_metrics", "summary", "totals"]
+__all__ = ["EXIT_REASONS", "STATUS_CLASSES", "Tally", "render_metrics", "render_table", "summary",
+           "totals"]
 
 STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
 #: reasons always present in forkhttpd_worker_restarts_total (others appear when they happen)
@@ -167,3 +170,70 @@ def summary(snapshot: dict[str, Any]) -> str:
     if master["last_reload"] not in ("", "none"):
         line += f"; last reload: {master['last_reload']}"
     return line[:200]
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        return f"{days}d{hours:02d}h"
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def _size(count: float | None) -> str:
+    if count is None:
+        return "-"
+    for unit in ("", "K", "M", "G"):
+        if count < 1024:
+            return f"{count:.0f}{unit}" if unit == "" else f"{count:.1f}{unit}"
+        count /= 1024
+    return f"{count:.1f}T"
+
+
+def render_table(snapshot: dict[str, Any]) -> str:
+    """The snapshot for people: the master, then one row per worker."""
+    master = snapshot["master"]
+    requests = snapshot["requests"]
+    lines = [f"forkhttpd master pid {master['pid']}: up {_age(master['uptime'])}, generation "
+             f"{master['generation']}, {master['workers_wanted']} workers wanted, last reload: "
+             f"{master['last_reload']}" + (f", stopping ({master['stopping']})"
+                                           if master["stopping"] else "")]
+    lines.append(f"  app: {master['app']}" + (f"   status: http://{master['status_address']}/"
+                                              if master["status_address"] else ""))
+    for item in snapshot["listeners"]:
+        queue = (f" (accept queue {item['queued']} of {item['backlog']})"
+                 if item["queued"] is not None else "")
+        lines.append(f"  listening on {item['address']}{queue}")
+    classes = ", ".join(f"{k} {v}" for k, v in requests["by_class"].items() if v)
+    lines.append(f"  requests: {requests['total']}" + (f" ({classes})" if classes else "")
+                 + f", {snapshot['requests_per_second']:.1f} req/s, "
+                   f"{_size(requests['bytes_sent'])}B sent")
+    exits = ", ".join(f"{k} {v}" for k, v in sorted(snapshot["exits"].items()))
+    lines.append(f"  worker exits: {exits or 'none'}")
+    for item in snapshot["recent_exits"][-3:]:
+        lines.append(f"    {time.strftime('%H:%M:%S', time.localtime(item['time']))} worker "
+                     f"{item['worker']} (pid {item['pid']}): {item['reason']}, {item['how']}")
+    if "age" in snapshot:
+        lines.append(f"  (as of {snapshot['age']:.1f}s ago"
+                     + ("; the master has stopped updating it!)" if snapshot["age"] > 5
+                        else ")"))
+    lines.append("")
+    lines.append(f"{'WORKER':>6} {'PID':>7} {'GEN':>3} {'STATE':<10} {'REQS':>8} {'SENT':>7} "
+                 f"{'RSS':>7} {'CPU':>8} {'CPU%':>5} {'BEAT':>6}  REQUEST")
+    for w in snapshot["workers"]:
+        request = ""
+        if w["request"] is not None:
+            request = f"{w['request']!r} for {_age(w['request_seconds'])}"
+        note = f" [{w['retiring'] or w['replacing']}]" if w["retiring"] or w["replacing"] else ""
+        cpu = f"{w['cpu_seconds']:.2f}s" if w["cpu_seconds"] is not None else "-"
+        percent = f"{w['cpu_percent']:.0f}" if w["cpu_percent"] is not None else "-"
+        lines.append(f"{w['number']:>6} {w['pid'] or '-':>7} {w['generation']:>3} "
+                     f"{w['state']:<10} {w['requests']:>8} {_size(w['bytes_sent']):>7} "
+                     f"{_size(w['rss_bytes']):>7} {cpu:>8} {percent:>5} "
+                     f"{_age(w['last_beat_age']):>6}  {request}{note}")
+    return "\n".join(lines) + "\n"

@@ -25,7 +25,7 @@ from typing import Any
 from . import logs, systemd
 from .heartbeat import COUNTERS
 from .listeners import describe, open_listeners
-from .metrics import Tally, render_metrics, summary, totals
+from .metrics import Tally, render_metrics, render_table, summary, totals
 
 __all__ = ["Observer", "StatusServer", "collect", "main", "read_status", "render_table",
            "status_path"]
@@ -73,6 +73,8 @@ def collect(arbiter: Any, tally: Tally, rps: float = 0.0,
             "generation": record.generation, "state": state,
             "request": view.request_line if handling else None,
             "request_seconds": round(now - view.request_start, 3) if handling else None,
+            "request_started": (round(wall - (now - view.request_start), 3) if handling
+                                else None),
             "requests": view.requests, "bytes_sent": view.bytes_sent,
             "connections": view.connections,
             "last_beat_age": round(now - view.last_beat, 3) if view.last_beat else None,
@@ -377,73 +379,6 @@ def read_status(pidfile: str) -> dict[str, Any]:
         raise NotRunning(f"master pid {master} is gone (stale {path})")
     snapshot["age"] = round(max(0.0, time.time() - snapshot["time"]), 3)
     return snapshot
-
-
-def _age(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    days, hours = divmod(hours, 24)
-    if days:
-        return f"{days}d{hours:02d}h"
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
-
-
-def _size(count: float | None) -> str:
-    if count is None:
-        return "-"
-    for unit in ("", "K", "M", "G"):
-        if count < 1024:
-            return f"{count:.0f}{unit}" if unit == "" else f"{count:.1f}{unit}"
-        count /= 1024
-    return f"{count:.1f}T"
-
-
-def render_table(snapshot: dict[str, Any]) -> str:
-    """The snapshot for people: the master, then one row per worker."""
-    master = snapshot["master"]
-    requests = snapshot["requests"]
-    lines = [f"forkhttpd master pid {master['pid']}: up {_age(master['uptime'])}, generation "
-             f"{master['generation']}, {master['workers_wanted']} workers wanted, last reload: "
-             f"{master['last_reload']}" + (f", stopping ({master['stopping']})"
-                                           if master["stopping"] else "")]
-    lines.append(f"  app: {master['app']}" + (f"   status: http://{master['status_address']}/"
-                                              if master["status_address"] else ""))
-    for item in snapshot["listeners"]:
-        queue = (f" (accept queue {item['queued']} of {item['backlog']})"
-                 if item["queued"] is not None else "")
-        lines.append(f"  listening on {item['address']}{queue}")
-    classes = ", ".join(f"{k} {v}" for k, v in requests["by_class"].items() if v)
-    lines.append(f"  requests: {requests['total']}" + (f" ({classes})" if classes else "")
-                 + f", {snapshot['requests_per_second']:.1f} req/s, "
-                   f"{_size(requests['bytes_sent'])}B sent")
-    exits = ", ".join(f"{k} {v}" for k, v in sorted(snapshot["exits"].items()))
-    lines.append(f"  worker exits: {exits or 'none'}")
-    for item in snapshot["recent_exits"][-3:]:
-        lines.append(f"    {time.strftime('%H:%M:%S', time.localtime(item['time']))} worker "
-                     f"{item['worker']} (pid {item['pid']}): {item['reason']}, {item['how']}")
-    if "age" in snapshot:
-        lines.append(f"  (as of {snapshot['age']:.1f}s ago"
-                     + ("; the master has stopped updating it!)" if snapshot["age"] > 5
-                        else ")"))
-    lines.append("")
-    lines.append(f"{'WORKER':>6} {'PID':>7} {'GEN':>3} {'STATE':<10} {'REQS':>8} {'SENT':>7} "
-                 f"{'RSS':>7} {'CPU':>8} {'CPU%':>5} {'BEAT':>6}  REQUEST")
-    for w in snapshot["workers"]:
-        request = ""
-        if w["request"] is not None:
-            request = f"{w['request']!r} for {_age(w['request_seconds'])}"
-        note = f" [{w['retiring'] or w['replacing']}]" if w["retiring"] or w["replacing"] else ""
-        cpu = f"{w['cpu_seconds']:.2f}s" if w["cpu_seconds"] is not None else "-"
-        percent = f"{w['cpu_percent']:.0f}" if w["cpu_percent"] is not None else "-"
-        lines.append(f"{w['number']:>6} {w['pid'] or '-':>7} {w['generation']:>3} "
-                     f"{w['state']:<10} {w['requests']:>8} {_size(w['bytes_sent']):>7} "
-                     f"{_size(w['rss_bytes']):>7} {cpu:>8} {percent:>5} "
-                     f"{_age(w['last_beat_age']):>6}  {request}{note}")
-    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:

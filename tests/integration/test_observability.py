@@ -281,3 +281,36 @@ def test_systemd_status_line(start_server, tmp_path: Path) -> None:  # type: ign
         assert "READY=1" in lines
     finally:
         notify.close()
+
+
+def test_combined_access_log_on_stdout(start_server) -> None:  # type: ignore[no-untyped-def]
+    server = start_server(*APP, "--access-logfile", "-")
+    server.raw(b'GET /say"hi"\\\xff HTTP/1.1\r\nHost: x\r\nUser-Agent: t "q"\r\n'
+               b"Referer: http://r/\r\nConnection: close\r\n\r\n")
+    assert wait_until(lambda: "GET /say" in server.stdout, timeout=3)
+    (line,) = server.stdout.splitlines()
+    match = re.fullmatch(r'127\.0\.0\.1 - - \[[^]]+\] "GET /say\\"hi\\"\\\\\\xff HTTP/1\.1" 200 '
+                         r'\d+ "http://r/" "t \\"q\\"" (\d+) (\d+)', line)
+    assert match, line
+    assert int(match[2]) in server.worker_pids()
+
+
+def test_worker_states_idle_keep_alive_reading(start_server) -> None:  # type: ignore[no-untyped-def]
+    server = start_server(*APP, "--workers", "1", "--status-bind", "127.0.0.1:0")
+    port = status_port(server.stderr)
+
+    def state_is(wanted: str) -> bool:
+        return [w["state"] for w in json.loads(fetch(port, "/status")[2])["workers"]] == [wanted]
+    assert wait_until(lambda: state_is("idle"), timeout=3)
+    kept = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+    partial = socket.create_connection(("127.0.0.1", server.port))
+    try:
+        kept.request("GET", "/")
+        assert kept.getresponse().read() == b"ok"
+        assert wait_until(lambda: state_is("keep-alive"), timeout=3)
+        partial.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        assert wait_until(lambda: state_is("reading"), timeout=3)
+    finally:
+        kept.close()
+        partial.close()
+    assert wait_until(lambda: state_is("idle"), timeout=3)

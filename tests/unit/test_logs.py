@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 COMBINED = re.compile(
     r'^(?P<host>\S+) - - \[(?P<time>\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4})\] '
     r'"(?P<request>(?:[^"\\]|\\.)*)" (?P<status>\d{3}) (?P<size>\d+|-) '
-    r'"(?P<referer>(?:[^"\\]|\\.)*)" "(?P<agent>(?:[^"\\]|\\.)*)" (?P<us>\d+)\n$')
+    r'"(?P<referer>(?:[^"\\]|\\.)*)" "(?P<agent>(?:[^"\\]|\\.)*)" (?P<us>\d+) (?P<pid>\d+)\n$')
 
 
 class FakeRequest:
@@ -62,6 +62,7 @@ def test_combined_line(access: Any, tmp_path: Path) -> None:
     assert match, first
     assert match["host"] == "127.0.0.1" and match["request"] == "GET /a?b=1 HTTP/1.1"
     assert (match["status"], match["size"], match["us"]) == ("200", "12", "1234")
+    assert match["pid"] == str(os.getpid())
     assert (match["referer"], match["agent"]) == ("http://x/", "curl/8")
     assert COMBINED.match(second)["size"] == "-"  # type: ignore[index]
 
