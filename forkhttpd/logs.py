@@ -120,7 +120,10 @@ def set_role(role: str) -> None:
 def reopen_logs() -> None:
     """Reopen both logs by name, so that a rotated file is let go of (loop context only)."""
     _state["reopen"] = False
-    configure_error_log(_state["path"], _state["level"])
+    try:
+        configure_error_log(_state["path"], _state["level"])
+    except OSError as error:  # keep writing to the old file rather than die
+        error_log.error("cannot reopen the error log %s: %s", _state["path"], error)
     access = _state["access"]
     if access is not None:
         access.reopen()

@@ -244,6 +244,13 @@ def test_timeout_kill_logs_stack_and_request_and_counts_it(start_server, tmp_pat
                           ready=False)
     assert wait_until(lambda: errors.exists() and "serving on" in errors.read_text(), 15)
     port = status_port(errors.read_text())
+    # a handler in Python code: interrupted, its stack logged with the request line
+    assert server.request("GET", "/slow?s=30")[0] == 503
+    log = errors.read_text()
+    assert re.search(r"\[worker 1\] ERROR handler timed out on 'GET /slow\?s=30 HTTP/1\.1'",
+                     log), log
+    assert re.search(r"\[worker 1\] ERROR .*observe_app\.py\", line \d+, in handler", log)
+    # a handler stuck where no alarm reaches: faulthandler's dump, then the kill
     in_background(server, "/stuck")
     assert wait_until(lambda: "reason=timeout" in errors.read_text(), timeout=10), \
         errors.read_text()

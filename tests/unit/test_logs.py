@@ -229,3 +229,24 @@ def test_fatal_error_dump_follows_a_reopened_error_log(tmp_path: Path) -> None:
     dump = (tmp_path / "error.log").read_text()
     assert "Fatal Python error: Aborted" in dump and "stuck_here" in dump
     assert (tmp_path / "error.log.1").read_text() == ""
+
+
+def test_a_failed_reopen_keeps_the_old_files(tmp_path: Path) -> None:
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    logs.configure_error_log(str(folder / "error.log"))
+    access = logs.AccessLog(str(folder / "access.log"))
+    try:
+        folder.rename(tmp_path / "gone")  # the path cannot be opened any more
+        access.log(FakeExchange(), 1)
+        logs.reopen_logs()
+        logs.error_log.info("still here")
+        access.log(FakeExchange(line="GET /after HTTP/1.1"), 1)
+        access.flush()
+    finally:
+        access.close()
+        logs.configure_error_log("-")
+    errors = (tmp_path / "gone" / "error.log").read_text()
+    assert "cannot reopen the error log" in errors and "cannot reopen the access log" in errors
+    assert "still here" in errors
+    assert "GET /after" in (tmp_path / "gone" / "access.log").read_text()
