@@ -6,10 +6,12 @@ A worker writes only its own slot; the master reads every slot and clears a slot
 hands it to a new worker. Times are time.monotonic() (one clock for the whole machine),
 except `started`, which is wall-clock time for people.
 
-Cost on the hot path (per request): Meter.begin() is one struct.pack_into (state, start time
-and request line together); Meter.response() adds to a Python list and writes one state byte.
-The counters reach the slot in one pack_into per heartbeat tick (every 0.25 s), never per
-request, so a request costs no dict, no syscall and no lock.
+Cost on the hot path (per request): Meter.begin() is one struct.pack_into (heartbeat, state,
+start time and request line together: a request that begins is a sign of life, so the
+master's --timeout counts from the start of the request being served); Meter.response()
+adds to a Python list and writes one state byte. The counters reach the slot in one
+pack_into per heartbeat tick (every 0.25 s), never per request, so a request costs no dict,
+no syscall and no lock.
 """
 
 from __future__ import annotations
@@ -45,11 +47,11 @@ COUNTERS = BUCKET0 + len(BUCKETS) + 1
 
 _LINE = 200
 # Layout (offsets): 0 pid, generation, worker number (i) | 12 wants_recycle, exit_reason (B)
-# | 16 last_beat (d) | 24 started, wall clock (d) | 32 the request block: state (B), line
+# | 16 started, wall clock (d) | 24 the request block: last_beat (d), state (B at 32), line
 # length (I at 36), request start (d at 40), request line (200s at 48, truncated by struct)
-# | 248 the counter block (Q).
-_IDENTITY = struct.Struct("<iiiBBxxdd")
-_REQUEST = struct.Struct(f"<BxxxId{_LINE}s")
+# | 248 the counter block (Q). A request's start is also a heartbeat: the same pack_into.
+_IDENTITY = struct.Struct("<iiiBBxxd")
+_REQUEST = struct.Struct(f"<dBxxxId{_LINE}s")
 _COUNTS = struct.Struct(f"<{COUNTERS}Q")
 _FORMAT = struct.Struct(f"<iiiBBxxddBxxxId{_LINE}s{COUNTERS}Q")
 SLOT_SIZE = 512
@@ -59,9 +61,9 @@ assert _IDENTITY.size + _REQUEST.size + _COUNTS.size == _FORMAT.size
 _OFF_RECYCLE = 12
 _OFF_EXIT = 13
 _BEAT = struct.Struct("<d")
-_OFF_BEAT = 16
+_OFF_BEAT = 24
 _OFF_STATE = 32
-_OFF_REQUEST = 32
+_OFF_REQUEST = 24
 _OFF_COUNTS = _IDENTITY.size + _REQUEST.size
 _OLD_COUNTS = struct.Struct("<QQQ")  # requests, bytes, connections: Slot.counts()
 assert (REQUESTS, BYTES, CLASS0, DURATION_SUM, BUCKET0, KEEPALIVE) == (0, 1, 3, 8, 9, 5)
@@ -108,8 +110,8 @@ class Slot:
 
     def request_begins(self, line: str, now: float) -> None:
         raw = line[:_LINE].encode("latin-1", "replace")
-        _REQUEST.pack_into(self.board.mem, self.base + _OFF_REQUEST, HANDLING, len(raw), now,
-                           raw)
+        _REQUEST.pack_into(self.board.mem, self.base + _OFF_REQUEST, now, HANDLING, len(raw),
+                           now, raw)
 
     def counts(self, requests: int, bytes_sent: int, connections: int) -> None:
         _OLD_COUNTS.pack_into(self.board.mem, self.base + _OFF_COUNTS, requests, bytes_sent,
@@ -150,7 +152,7 @@ class Meter:
             raw = line.encode("latin-1")  # a request line always is (the parser decoded it so)
         except UnicodeEncodeError:
             raw = line.encode("latin-1", "replace")
-        self._pack(self.mem, self.request_at, HANDLING, len(raw), start, raw)
+        self._pack(self.mem, self.request_at, start, HANDLING, len(raw), start, raw)
 
     def response(self, exchange: Any) -> int:
         """Count one response (an Exchange: status, bytes_sent, start); its duration in µs."""
@@ -189,8 +191,8 @@ class Scoreboard:
               wall: float) -> None:
         """The master hands slot `index` to a new worker (pid may be 0 until known)."""
         self.release(index)
-        _IDENTITY.pack_into(self.mem, index * SLOT_SIZE, pid, generation, number, 0, 0, now,
-                            wall)
+        _IDENTITY.pack_into(self.mem, index * SLOT_SIZE, pid, generation, number, 0, 0, wall)
+        _BEAT.pack_into(self.mem, index * SLOT_SIZE + _OFF_BEAT, now)
         self.mem[index * SLOT_SIZE + _OFF_STATE] = STARTING
 
     def set_pid(self, index: int, pid: int) -> None:
@@ -207,7 +209,7 @@ class Scoreboard:
 
     def read(self, index: int) -> SlotView:
         fields = _FORMAT.unpack_from(self.mem, index * SLOT_SIZE)
-        (pid, generation, number, recycle, reason, beat, started, state, length,
+        (pid, generation, number, recycle, reason, started, beat, state, length,
          request_start, line) = fields[:11]
         counters = fields[11:]
         return SlotView(index, pid, generation, number,

@@ -165,8 +165,9 @@ def summary(snapshot: dict[str, Any]) -> str:
     busy = states.get("handling", 0) + states.get("reading", 0)
     idle = states.get("idle", 0) + states.get("keep-alive", 0)
     master = snapshot["master"]
-    line = (f"{busy} busy, {idle} idle workers; {snapshot['requests_per_second']:.1f} req/s; "
-            f"generation {master['generation']}")
+    total = sum(count for state, count in states.items() if state != "exiting")
+    line = (f"{total} workers ({busy} busy, {idle} idle); "
+            f"{snapshot['requests_per_second']:.1f} req/s; generation {master['generation']}")
     if master["last_reload"] not in ("", "none"):
         line += f"; last reload: {master['last_reload']}"
     return line[:200]

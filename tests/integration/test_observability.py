@@ -282,7 +282,7 @@ def test_systemd_status_line(start_server, tmp_path: Path) -> None:  # type: ign
                 lines.extend(notify.recv(4096).decode().splitlines())
             except TimeoutError:
                 pass
-            return any(re.fullmatch(r"STATUS=\d busy, \d idle workers; [1-9][\d.]* req/s; "
+            return any(re.fullmatch(r"STATUS=2 workers \(\d busy, \d idle\); [1-9][\d.]* req/s; "
                                     r"generation 1", line) for line in lines)
         assert wait_until(status_with_traffic, timeout=6), lines
         assert "READY=1" in lines

@@ -32,6 +32,7 @@ def test_meter_counts_reach_the_slot_only_on_flush() -> None:
     meter = Meter(board.slot(2))
     meter.begin("GET /slow HTTP/1.1", 100.0)
     view = board.read(2)
+    assert view.last_beat == 100.0  # a request that begins is a heartbeat
     assert (view.pid, view.generation, view.number) == (1234, 3, 9)
     assert (view.state, view.request_line, view.request_start) == (
         "handling", "GET /slow HTTP/1.1", 100.0)
@@ -182,7 +183,7 @@ def test_table_and_summary() -> None:
     assert "handling" in rows[header + 2] and "'GET /slow?\"x\" HTTP/1.1' for 2." in table
     assert "generation 2" in rows[0] and "timeout 1" in table and "12.5 req/s" in table
     line = metrics.summary(snapshot)
-    assert line == ("1 busy, 1 idle workers; 12.5 req/s; generation 2; "
+    assert line == ("2 workers (1 busy, 1 idle); 12.5 req/s; generation 2; "
                     "last reload: ok: generation 2")
 
 
