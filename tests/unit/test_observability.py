@@ -3,6 +3,7 @@ parser), the status table, the status file and the non-blocking status server; n
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import select
@@ -286,3 +287,22 @@ def test_status_server_limits_open_connections() -> None:
         for sock in held:
             sock.close()
         server.close()
+
+
+def test_observability_modules_import_only_downward() -> None:
+    package = Path(status.__file__).parent
+    forbidden = {
+        "heartbeat": {"serve", "worker", "arbiter", "supervision", "psutil"},
+        "logs": {"serve", "worker", "arbiter", "supervision", "psutil"},
+        "metrics": {"serve", "worker", "arbiter", "supervision", "psutil", "socket"},
+        "status": {"serve", "worker", "arbiter", "supervision", "psutil"},
+    }
+    for module, names in forbidden.items():
+        tree = ast.parse((package / f"{module}.py").read_text())
+        found = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                found.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                found.add(node.module.split(".")[0])
+        assert not found & names, f"{module} imports {found & names}"
