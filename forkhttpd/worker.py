@@ -20,7 +20,7 @@ from setproctitle import setproctitle
 
 from . import heartbeat, logs
 from .exchange import Exchange, HandlerTimeout
-from .heartbeat import Slot
+from .heartbeat import Meter, Slot
 from .interfaces import Adapter
 from .protocol import Limits
 from .serve import ServeLoop, ServeOptions
@@ -69,8 +69,11 @@ class _Worker:
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.access = (logs.AccessLog(settings.access_logfile, settings.access_log_format)
                        if settings.access_logfile else None)
+        self.meter = Meter(slot)  # observability: per-request counters, flushed per tick
         self.loop = ServeLoop(listeners, adapter, serve_options(settings), self.tick,
-                              self.wake_r, self.on_response if self.access else None)
+                              self.wake_r,
+                              self.on_response if self.access else self.meter.response,
+                              self.meter.begin)
         self.last_title = ""
 
     # -- signals: record and wake, nothing more (except the handler timeout) --------------
@@ -80,10 +83,12 @@ class _Worker:
 
     def on_quit(self, signum: int, frame: FrameType | None) -> None:
         self.slot.set_exit_reason(heartbeat.EXIT_REASONS.index("shutdown"))
+        self.flush()
         os._exit(0)
 
     def on_usr1(self, signum: int, frame: FrameType | None) -> None:
-        logs.reopen_logs()
+        logs.ask_reopen()  # done by tick(), in the loop: never half-way through a write
+        self._wake()
 
     def on_alarm(self, signum: int, frame: FrameType | None) -> None:
         # The master saw no heartbeat for --timeout: interrupt the handler (gently first).
@@ -101,8 +106,8 @@ class _Worker:
         slot = self.slot
         slot.beat(now)
         loop = self.loop
-        slot.counts(loop.requests, 0, len(loop.conns))
-        slot.set_state(heartbeat.IDLE if not loop.stopping else heartbeat.EXITING)
+        self.flush()
+        logs.reopen_if_asked()
         parent = os.getppid()
         if parent != self.master_pid and parent != self.parent_at_fork:
             logs.error_log.warning("master %d is gone; exiting", self.master_pid)
@@ -124,10 +129,18 @@ class _Worker:
 
     def on_response(self, exchange: Exchange) -> None:
         assert self.access is not None
-        request = exchange.request
-        self.access.write(exchange.peer, request.request_line, exchange.status,
-                          exchange.bytes_sent, int((time.monotonic() - exchange.start) * 1e6),
-                          request.headers)
+        self.access.log(exchange, self.meter.response(exchange))
+
+    def flush(self) -> None:
+        """Counters and state to the scoreboard, buffered access-log lines to their file."""
+        loop = self.loop
+        meter = self.meter
+        meter.flush(len(loop.conns))
+        meter.set_state(heartbeat.EXITING if loop.stopping else
+                        heartbeat.READING if loop.reading() else
+                        heartbeat.KEEPALIVE if loop.conns else heartbeat.IDLE)
+        if self.access is not None:
+            self.access.flush()
 
     def run(self) -> None:
         reset_signals()
@@ -140,12 +153,14 @@ class _Worker:
             signal.signal(ignored, signal.SIG_IGN)
         signal.siginterrupt(signal.SIGALRM, True)
         logs.set_role(f"worker {self.number}")
+        logs.reopen_logs()  # by name: the zygote's copy may be a file rotated since
         try:
-            faulthandler.enable(file=sys.stderr, all_threads=True)
+            faulthandler.enable(file=logs.error_fd(), all_threads=True)
         except (ValueError, OSError):
             pass
         self.tick(time.monotonic())
         self.loop.run()
+        self.flush()
         self.slot.set_state(heartbeat.EXITING)
         self.slot.set_exit_reason(heartbeat.EXIT_REASONS.index("shutdown"))
 

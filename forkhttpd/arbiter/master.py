@@ -25,9 +25,10 @@ from setproctitle import setproctitle
 from .. import logs, systemd
 from ..heartbeat import Scoreboard
 from ..interfaces import Adapter
-from ..listeners import describe
+from ..listeners import BindError, describe
 from ..planning import plan_workers
 from ..signals import SignalQueue
+from ..status import Observer
 from ..supervision import Sample, watch
 from .children import become_subreaper, describe_status, send
 from .supervise import Supervising
@@ -108,6 +109,7 @@ class Arbiter(Supervising):
         self.started = time.monotonic()
         self.next_watchdog = 0.0
         self.watchdog = systemd.watchdog_interval()
+        self.observer = Observer(self)  # observability: counters, status server and file
 
     # -- the loop -----------------------------------------------------------------------
     def run(self) -> int:
@@ -116,14 +118,20 @@ class Arbiter(Supervising):
         self.signals = SignalQueue()
         self._title()
         try:
+            try:
+                self.observer.start()
+            except BindError as error:
+                raise StartupError(f"--status-bind: {error}") from None
             self._start_generation()
             while True:
                 readable = [self.signals.read_fd] + [
                     g.msg_r for g in self.generations.values() if g.msg_r >= 0]
                 try:
-                    ready, _, _ = select.select(readable, [], [], _TICK)
+                    ready, writable, _ = select.select(
+                        readable + self.observer.read_fds(), self.observer.write_fds(), [],
+                        _TICK)
                 except InterruptedError:
-                    ready = []
+                    ready, writable = [], []
                 for signum in self.signals.pending():
                     self._on_signal(signum)
                 for gen in list(self.generations.values()):
@@ -132,6 +140,7 @@ class Arbiter(Supervising):
                 self._reap()
                 now = time.monotonic()
                 self._supervise(now)
+                self.observer.step(ready, writable, now)
                 if self.stopping:
                     if not self.workers or now >= self.stop_deadline:
                         return self._finish(now)
@@ -139,6 +148,7 @@ class Arbiter(Supervising):
                     self._manage(now)
                     self._ping_watchdog(now)
         finally:
+            self.observer.close()
             self.signals.close()
 
     def _on_signal(self, signum: int) -> None:
@@ -231,6 +241,7 @@ class Arbiter(Supervising):
         if gen is self.pending:
             self.pending = None
             self.last_reload = f"failed: {gen.failure}"
+            self.observer.reloaded(False)
             log.error("reload failed; generation %d keeps serving",
                       self.current.number if self.current else 0)
             systemd.notify("READY=1", f"STATUS=reload failed: {gen.failure}"[:200])
@@ -303,6 +314,7 @@ class Arbiter(Supervising):
             log.warning)
         level("worker %d (pid %d, gen %d) exited: reason=%s, %s, served %d requests",
               record.number, record.pid, record.generation, reason, how, view.requests)
+        self.observer.worker_exited(record, view, reason, how)
 
     def _zygote_exited(self, gen: Generation, status: int) -> None:
         gen.zygote_pid = 0
@@ -357,6 +369,7 @@ class Arbiter(Supervising):
         if self.last_reload.startswith("rolling") and not any(
                 w.generation != gen.number for w in self.workers.values()):
             self.last_reload = f"ok: generation {gen.number}"
+            self.observer.reloaded(True)
             log.info("reload complete: generation %d serves", gen.number)
             systemd.notify("READY=1", self._status_line())
         self._title()
@@ -372,6 +385,7 @@ class Arbiter(Supervising):
             except Exception as error:  # noqa: BLE001 - a bad config never stops the server
                 log.error("reload: configuration rejected, keeping the running one: %s", error)
                 self.last_reload = f"failed: {error}"
+                self.observer.reloaded(False)
                 systemd.notify("READY=1", f"STATUS=reload failed: {error}"[:200])
                 return
             if new.workers != self.settings.workers:
@@ -422,9 +436,7 @@ class Arbiter(Supervising):
         return [describe(sock) for sock in self.listeners]
 
     def _status_line(self) -> str:
-        busy = sum(1 for w in self.workers.values() if w.pid > 0)
-        gen = self.current.number if self.current else 0
-        return f"STATUS={busy} workers, generation {gen}, last reload: {self.last_reload}"
+        return "STATUS=" + self.observer.summary()
 
     def _title(self) -> None:
         gen = self.current.number if self.current else 0

@@ -53,11 +53,13 @@ class ServeLoop:
     def __init__(self, listeners: list[socket.socket], handle: Callable[[Exchange], None],
                  options: ServeOptions, on_tick: Callable[[float], None] | None = None,
                  wake_fd: int | None = None,
-                 on_response: Callable[[Exchange], None] | None = None) -> None:
+                 on_response: Callable[[Exchange], object] | None = None,
+                 on_request: Callable[[str, float], None] | None = None) -> None:
         self.handle = handle
         self.options = options
         self.on_tick = on_tick
         self.on_response = on_response
+        self.on_request = on_request  # the scoreboard: (request line, start), once a request
         self.wake_fd = wake_fd
         self.epoll = select.epoll()
         self.listeners = {sock.fileno(): sock for sock in listeners}
@@ -137,6 +139,10 @@ class ServeLoop:
             for conn in [c for c in self.conns.values() if c.phase == _IDLE and c.served == 0
                          and not c.proto.has_buffered_data]:
                 conn.deadline = min(conn.deadline, now + 1.0)
+
+    def reading(self) -> bool:
+        """Some connection is part-way through sending a request head (for the scoreboard)."""
+        return any(conn.phase == _HEAD for conn in self.conns.values())
 
     def _stop_accepting(self) -> None:
         """Graceful stop: take every connection still waiting in the backlog, then let go."""
@@ -231,6 +237,8 @@ class ServeLoop:
         close = (self.stopping or options.keep_alive <= 0
                  or 0 < options.max_keepalive_requests <= served)
         exchange = Exchange(conn, request, close, options.header_timeout, options.min_body_rate)
+        if self.on_request is not None:
+            self.on_request(request.request_line, exchange.start)
         self.current = exchange
         self.in_handler = True
         try:
