@@ -46,7 +46,7 @@ class Exchange:
         self.header_timeout = header_timeout
         self.min_body_rate = min_body_rate
         self._continue_sent = False
-        self._body_done = not (request.chunked or request.content_length)
+        self._body_done = False  # even a bodiless request ends with EndOfMessage
         self._body_bytes = 0
 
     @property
@@ -122,10 +122,10 @@ class Exchange:
         if not self._body_done:
             self.discard_body()
         self.status = parts.status
-        self.started = True
         conn = self.conn
         if type(body) is bytes:
             data = conn.proto.simple_response(parts.status, parts.headers, body, close=close)
+            self.started = True  # only now: a refused head can still become a 500
             self.bytes_sent = len(data)
             conn.send_all(data)
             return
@@ -141,6 +141,7 @@ class Exchange:
             offset = handle.tell()
             size = os.fstat(fd).st_size - offset
             head = conn.proto.start_response(parts.status, parts.headers, size, close=close)
+            self.started = True
             conn.send_all(head)
             self.bytes_sent = len(head)
             status = parts.status
@@ -158,6 +159,7 @@ class Exchange:
         proto = conn.proto
         try:
             head = proto.start_response(parts.status, parts.headers, None, close=close)
+            self.started = True
             conn.send_all(head)
             self.bytes_sent = len(head)
             for piece in body:

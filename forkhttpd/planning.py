@@ -44,16 +44,16 @@ def plan_workers(workers: Sequence[WorkerFacts], current: int, wanted: int) -> P
         for record in surplus[: len(counting) - wanted]:
             retire.append((record.pid, "ttou"))
     retired = {pid for pid, _ in retire}
-    ready_left = sum(1 for w in active if w.ready and w.pid not in retired
-                     and w.generation == current and not w.replacing)
+    ready_total = sum(1 for w in active if w.ready and w.pid not in retired)
     outgoing = sorted((w for w in active if w.generation != current or w.replacing),
                       key=lambda w: w.spawned)
     for record in outgoing:
         reason = record.replacing or "reload"
         if not record.ready:
             retire.append((record.pid, reason))
-        elif ready_left >= wanted:
+        elif ready_total - 1 >= wanted:
             retire.append((record.pid, reason))
+            ready_total -= 1
     # Outgoing ready workers may also stay while the new ones come up; they count toward
     # capacity in the meantime, which is why none is retired before its successor is ready.
     return Plan(spawn, tuple(retire))

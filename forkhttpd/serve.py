@@ -19,8 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .exchange import ClientGone, Exchange, HandlerTimeout
-from .protocol import (NEED_DATA, ConnectionClosed, Limits, ProtocolError, Request,
-                       ServerConnection)
+from .protocol import NEED_DATA, ConnectionClosed, Limits, ProtocolError, Request, ServerConnection
 
 __all__ = ["Connection", "ServeLoop", "ServeOptions"]
 
@@ -191,7 +190,7 @@ class ServeLoop:
             for fd, _mask in events:
                 conn = conns.get(fd)
                 if conn is not None:
-                    self._readable(conn)
+                    self._guarded(self._readable, conn)
                 elif fd in listeners:
                     self._accept(listeners[fd])
                 elif fd == self.wake_fd:
@@ -202,10 +201,18 @@ class ServeLoop:
                 pending, self.pending = self.pending, []
                 for conn in pending:
                     if conn.fd in conns:
-                        self._process(conn)
+                        self._guarded(self._process, conn)
             now = time.monotonic()
             if now >= self.next_housekeeping:
                 self._housekeeping(now)
+
+    def _guarded(self, step: Callable[[Connection], None], conn: Connection) -> None:
+        """A bug on one connection costs that connection, never the worker."""
+        try:
+            step(conn)
+        except Exception:
+            log.exception("internal error on a connection from %s; closing it", conn.peer)
+            self._final_close(conn)
 
     def _drain_wake(self) -> None:
         assert self.wake_fd is not None
@@ -265,7 +272,7 @@ class ServeLoop:
                 self._register(conn)
             else:
                 conn.proto.receive_data(data)
-                self._process(conn)
+                self._guarded(self._process, conn)
 
     def _register(self, conn: Connection) -> None:
         if not conn.registered:

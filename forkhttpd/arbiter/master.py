@@ -1,6 +1,7 @@
-"""The master: the only caller of fork, waitpid and kill. It binds nothing and imports no
-application code; it runs one zygote per code generation (which imports the app once and
-forks that generation's workers) and keeps N ready workers, whatever happens.
+"""The master loop: the one reaper (waitpid) and the keeper of N ready workers. It binds
+nothing and imports no application code; it runs one zygote per code generation (which
+imports the app once and forks that generation's workers) and keeps N ready workers,
+whatever happens.
 
 Workers are forked by their zygote through a short-lived intermediate, and the master is a
 child subreaper (PR_SET_CHILD_SUBREAPER), so every worker becomes the master's own child: the
@@ -9,7 +10,6 @@ master alone reaps them and learns their true exit status.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import select
@@ -22,12 +22,16 @@ from typing import Any
 
 from setproctitle import setproctitle
 
-from . import logs, systemd
-from .heartbeat import Scoreboard
-from .interfaces import Adapter
-from .signals import SignalQueue, reset_signals
-from .supervision import Sample, judge, observe, watch
-from .worker import run_worker
+from .. import logs, systemd
+from ..heartbeat import Scoreboard
+from ..interfaces import Adapter
+from ..listeners import describe
+from ..planning import plan_workers
+from ..signals import SignalQueue
+from ..supervision import Sample, watch
+from .children import become_subreaper, describe_status, send
+from .supervise import Supervising
+from .zygote import zygote_main
 
 __all__ = ["Arbiter", "StartupError"]
 
@@ -74,25 +78,7 @@ class WorkerRecord:
     sample: Sample = field(default_factory=lambda: Sample(alive=True))
 
 
-def _become_subreaper() -> None:
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
-    except (OSError, AttributeError):
-        log.warning("cannot become a child subreaper; worker exit codes may be lost")
-
-
-def _describe_status(status: int) -> str:
-    if os.WIFSIGNALED(status):
-        signum = os.WTERMSIG(status)
-        try:
-            return f"signal {signal.Signals(signum).name}"
-        except ValueError:
-            return f"signal {signum}"
-    return f"exit code {os.waitstatus_to_exitcode(status)}"
-
-
-class Arbiter:
+class Arbiter(Supervising):
     """Run the master loop until stopped; `run()` returns the process exit code."""
 
     def __init__(self, settings: Any, listeners: list[socket.socket],
@@ -125,7 +111,7 @@ class Arbiter:
 
     # -- the loop -----------------------------------------------------------------------
     def run(self) -> int:
-        _become_subreaper()
+        become_subreaper()
         logs.set_role("master")
         self.signals = SignalQueue()
         self._title()
@@ -182,7 +168,7 @@ class Arbiter:
         if pid == 0:
             os.close(cmd_w)
             os.close(msg_r)
-            self._zygote_main(number, cmd_r, msg_w)  # never returns
+            zygote_main(self, number, cmd_r, msg_w)  # never returns
         os.close(cmd_r)
         os.close(msg_w)
         os.set_blocking(msg_r, False)
@@ -192,65 +178,8 @@ class Arbiter:
             self.current = gen
         else:
             self.pending = gen
-        log.info("generation %d: zygote %d is loading %s", number, pid, self.app_label)
-
-    def _zygote_main(self, number: int, cmd_r: int, msg_w: int) -> None:
-        code = 0
-        try:
-            reset_signals()
-            signal.signal(signal.SIGINT, lambda *_: os._exit(0))
-            signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
-            for ignored in (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGTTIN,
-                            signal.SIGTTOU):
-                signal.signal(ignored, signal.SIG_IGN)
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            for gen in self.generations.values():  # other generations' pipes
-                for fd in (gen.cmd_w, gen.msg_r):
-                    if fd >= 0:
-                        os.close(fd)
-            self.signals.close()
-            logs.set_role(f"zygote {number}")
-            setproctitle(f"forkhttpd: zygote gen {number} [{self.app_label}]")
-            try:
-                adapter = self.make_adapter(self.settings)
-            except Exception as error:  # noqa: BLE001 - reported to the master, whatever it is
-                details = getattr(error, "details", "") or ""
-                message = str(error) or type(error).__name__
-                os.write(msg_w, (json.dumps({"t": "F", "msg": message, "details": details})
-                                 + "\n").encode())
-                code = 2
-                return
-            os.write(msg_w, b'{"t": "R"}\n')
-            self._zygote_loop(number, cmd_r, msg_w, adapter)
-        except BaseException:  # noqa: BLE001
-            log.exception("zygote %d failed", number)
-            code = 1
-        finally:
-            os._exit(code)
-
-    def _zygote_loop(self, number: int, cmd_r: int, msg_w: int, adapter: Adapter) -> None:
-        while True:
-            line = b""
-            while not line.endswith(b"\n"):
-                chunk = os.read(cmd_r, 64)
-                if not chunk:
-                    return  # the master is gone
-                line += chunk
-            for command in line.decode().split():
-                slot, worker_number = (int(x) for x in command.split(","))
-                middle = os.fork()
-                if middle == 0:
-                    worker = os.fork()
-                    if worker == 0:
-                        os.close(cmd_r)
-                        os.close(msg_w)
-                        run_worker(adapter, self.listeners, self.settings,
-                                   self.board.slot(slot), worker_number, number, self.pid,
-                                   self.app_label)
-                    os.write(msg_w, (json.dumps({"t": "W", "slot": slot, "pid": worker,
-                                                 "n": worker_number}) + "\n").encode())
-                    os._exit(0)
-                os.waitpid(middle, 0)
+        (log.info if self.serving else log.debug)(
+            "generation %d: zygote %d is loading %s", number, pid, self.app_label)
 
     def _read_zygote(self, gen: Generation) -> None:
         try:
@@ -341,12 +270,7 @@ class Arbiter:
             self._kill(record.pid, sig)
 
     def _kill(self, pid: int, sig: int) -> None:
-        if pid <= 0:
-            return
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
+        send(pid, sig)
 
     # -- reaping ----------------------------------------------------------------------------
     def _reap(self) -> None:
@@ -369,7 +293,7 @@ class Arbiter:
     def _worker_exited(self, record: WorkerRecord, status: int) -> None:
         view = self.board.read(record.slot)
         self.board.release(record.slot)
-        how = _describe_status(status)
+        how = describe_status(status)
         reason = record.kill_reason or view.exit_reason or (
             "crash" if status != 0 else "exit")
         if reason == "exit" and status == 0:
@@ -391,90 +315,19 @@ class Arbiter:
                 self._read_zygote(gen)
         if gen.state == "loading":
             gen.state = "failed"
-            gen.failure = gen.failure or f"the zygote died while loading ({_describe_status(status)})"
+            gen.failure = gen.failure or (
+                f"the zygote died while loading ({describe_status(status)})")
             self._generation_failed(gen)
         elif gen is self.current and not self.stopping:
             log.error("zygote of generation %d died (%s); loading the app anew",
-                      gen.number, _describe_status(status))
+                      gen.number, describe_status(status))
             gen.state = "failed"
             self.current = None
         # drop placeholders this zygote will never fill
         for key in [k for k, w in self.workers.items() if k < 0 and w.generation == gen.number]:
             self.board.release(self.workers.pop(key).slot)
 
-    # -- supervision ------------------------------------------------------------------------
-    def _supervise(self, now: float) -> None:
-        settings = self.settings
-        grace = min(5.0, max(1.0, settings.timeout / 2))
-        for record in list(self.workers.values()):
-            if record.pid <= 0:
-                continue
-            view = self.board.read(record.slot)
-            if not record.ready and view.state not in ("starting", "free"):
-                record.ready = True
-            if record.retiring:
-                if now >= record.retire_deadline:
-                    log.warning("worker %d (pid %d) did not stop within %.0fs; killing it",
-                                record.number, record.pid, settings.graceful_timeout)
-                    self._kill(record.pid, signal.SIGKILL)
-                    record.retire_deadline = now + 5.0
-                continue
-            if view.wants_recycle and not record.replacing:
-                self._ask_replacement(record, view.exit_reason or "max-requests")
-            if now - view.last_beat <= settings.timeout or settings.timeout <= 0:
-                record.timeout_stage = 0
-            record.sample = observe(record.process)
-            rss = record.sample.rss_mib
-            if settings.max_rss and rss > settings.max_rss:
-                record.over_rss_since = record.over_rss_since or now
-            else:
-                record.over_rss_since = None
-            verdict = judge(now=now, last_beat=view.last_beat, sample=record.sample,
-                            timeout=settings.timeout, max_rss=settings.max_rss,
-                            over_rss_since=record.over_rss_since,
-                            timeout_stage=record.timeout_stage,
-                            stage_since=record.stage_since, grace=grace)
-            self._act(record, verdict.action, verdict.reason, now, view.request_line)
-
-    def _act(self, record: WorkerRecord, action: str, reason: str, now: float,
-             line: str) -> None:
-        if action == "ok":
-            return
-        if action == "recycle":
-            self._ask_replacement(record, reason)
-            return
-        if action == "alarm":
-            log.error("worker %d (pid %d) silent for more than %.1fs while serving %r; "
-                      "interrupting its handler", record.number, record.pid,
-                      self.settings.timeout, line)
-            sig = signal.SIGALRM
-        elif action == "abort":
-            log.error("worker %d (pid %d) still silent; SIGABRT (its stack follows in the "
-                      "log)", record.number, record.pid)
-            sig = signal.SIGABRT
-        else:
-            log.error("worker %d (pid %d): SIGKILL (reason=%s, rss %.0f MiB)", record.number,
-                      record.pid, reason, record.sample.rss_mib)
-            sig = signal.SIGKILL
-        if action != "alarm":
-            record.kill_reason = reason
-        record.timeout_stage += 1
-        record.stage_since = now
-        self._kill(record.pid, sig)
-
-    def _ask_replacement(self, record: WorkerRecord, reason: str) -> None:
-        """A recycle: start a successor first; one per generation at a time (staggered)."""
-        busy = any(w.replacing and w.generation == record.generation
-                   for w in self.workers.values() if w is not record)
-        if busy:
-            return
-        record.replacing = reason
-        log.info("worker %d (pid %d) will be replaced (reason=%s)", record.number,
-                 record.pid, reason)
-
     def _manage(self, now: float) -> None:
-        from .planning import plan_workers
-
         gen = self.current
         if gen is None:
             if now >= self.zygote_not_before and self.pending is None:
@@ -566,8 +419,6 @@ class Arbiter:
 
     # -- small things ---------------------------------------------------------------------
     def _addresses(self) -> list[str]:
-        from .listeners import describe
-
         return [describe(sock) for sock in self.listeners]
 
     def _status_line(self) -> str:
@@ -584,40 +435,3 @@ class Arbiter:
         if self.watchdog and now >= self.next_watchdog:
             systemd.notify("WATCHDOG=1")
             self.next_watchdog = now + self.watchdog
-
-
-# -- running a whole server in a child process (embedded use: HttpServer(block=False)) ------
-def start_in_child(run: Callable[[], int]) -> int:
-    """Fork; the child runs `run()` and exits with its result. Returns the child's PID."""
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            code = run()
-        finally:
-            os._exit(code)
-    return pid
-
-
-def stop_child(pid: int, graceful: bool = True, timeout: float = 35.0) -> int | None:
-    """Signal a child started by start_in_child and wait for it; its exit code, or None."""
-    try:
-        os.kill(pid, signal.SIGTERM if graceful else signal.SIGINT)
-    except ProcessLookupError:
-        pass
-    return wait_child(pid, timeout)
-
-
-def wait_child(pid: int, timeout: float | None = None) -> int | None:
-    deadline = None if timeout is None else time.monotonic() + timeout
-    while True:
-        try:
-            done, status = os.waitpid(pid, 0 if deadline is None else os.WNOHANG)
-        except ChildProcessError:
-            return None
-        if done:
-            return os.waitstatus_to_exitcode(status)
-        if deadline is not None and time.monotonic() >= deadline:
-            os.kill(pid, signal.SIGKILL)
-            deadline = None
-        time.sleep(0.02)

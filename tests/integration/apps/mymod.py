@@ -1,0 +1,62 @@
+"""A native (picohttp-style) handler exercising the handler API; used by integration tests."""
+
+import os
+import time
+
+import forkhttpd
+
+VERSION = "v1"
+
+
+def handler(request, response):
+    first = request.path[0]
+    if first == "hello":
+        response.data = "Hello world!"
+    elif first == "echo":
+        return {
+            "method": request.method,
+            "path": request.path,
+            "query": request.query,
+            "protocol": request.protocol,
+            "headers": dict(request.headers),
+            "data": request.data,
+            "body_len": len(request.body),
+            "content_type": request.headers.get("CONTENT-TYPE"),
+        }
+    elif first == "text":
+        return "plain text"
+    elif first == "bytes":
+        return b"\x00\x01\xff"
+    elif first == "list":
+        return [1, 2, 3]
+    elif first == "forbidden":
+        raise forkhttpd.HTTPError(403, "Forbidden Access")
+    elif first == "boom":
+        raise RuntimeError("secret internal detail")
+    elif first == "badheader":
+        response.headers["X-Bad"] = "a\r\nInjected: 1"
+        response.data = "should never be sent"
+    elif first == "nulheader":
+        response.headers["X-Bad"] = "a\x00b"
+    elif first == "custom":
+        response.status = 201
+        response.headers["Server"] = "custom-server"
+        response.headers["X-Thing"] = "yes"
+        response.data = b"created"
+    elif first == "pid":
+        return str(os.getpid())
+    elif first == "version":
+        return VERSION
+    elif first == "sleep":
+        time.sleep(float(request.query.get("s", "1")))
+        return "slept"
+    else:
+        response.status = 404
+        response.data = "I don't know what to say"
+
+
+def make_handler():
+    """A factory, for the pkg.mod:factory() form."""
+    def made(request, response):
+        response.data = "made by factory"
+    return made

@@ -1,0 +1,90 @@
+"""The master's pure decisions: which workers to start or retire, and what a worker needs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from forkhttpd.planning import plan_workers
+from forkhttpd.supervision import Sample, judge
+
+
+@dataclass
+class W:
+    pid: int
+    generation: int
+    spawned: float
+    ready: bool = True
+    replacing: str = ""
+    retiring: str = ""
+
+
+def test_spawns_the_shortfall() -> None:
+    assert plan_workers([], 1, 4).spawn == 4
+    plan = plan_workers([W(1, 1, 0), W(2, 1, 1)], 1, 4)
+    assert plan.spawn == 2 and plan.retire == ()
+
+
+def test_ttou_retires_the_newest_surplus() -> None:
+    plan = plan_workers([W(1, 1, 0), W(2, 1, 1), W(3, 1, 2)], 1, 2)
+    assert plan.spawn == 0 and plan.retire == ((3, "ttou"),)
+
+
+def test_reload_keeps_capacity_until_new_workers_are_ready() -> None:
+    old = [W(1, 1, 0), W(2, 1, 1)]
+    # new generation 2 just started: spawn 2, retire nobody yet
+    plan = plan_workers(old, 2, 2)
+    assert plan.spawn == 2 and plan.retire == ()
+    # one new worker ready: one old worker may go
+    plan = plan_workers(old + [W(3, 2, 5), W(4, 2, 6, ready=False)], 2, 2)
+    assert plan.spawn == 0 and plan.retire == ((1, "reload"),)
+    # both ready: both old go
+    plan = plan_workers(old + [W(3, 2, 5), W(4, 2, 6)], 2, 2)
+    assert plan.retire == ((1, "reload"), (2, "reload"))
+
+
+def test_recycle_starts_the_successor_first() -> None:
+    workers = [W(1, 1, 0, replacing="max-requests"), W(2, 1, 1)]
+    plan = plan_workers(workers, 1, 2)
+    assert plan.spawn == 1 and plan.retire == ()
+    plan = plan_workers(workers + [W(3, 1, 5)], 1, 2)
+    assert plan.spawn == 0 and plan.retire == ((1, "max-requests"),)
+
+
+def test_unready_outgoing_workers_go_at_once() -> None:
+    plan = plan_workers([W(1, 1, 0, ready=False)], 2, 1)
+    assert plan.retire == ((1, "reload"),) and plan.spawn == 1
+
+
+ALIVE = Sample(alive=True, rss_mib=50)
+
+
+def verdict(**overrides):  # type: ignore[no-untyped-def]
+    facts = dict(now=100.0, last_beat=99.9, sample=ALIVE, timeout=30.0, max_rss=0,
+                 over_rss_since=None, timeout_stage=0, stage_since=0.0, grace=2.0)
+    facts.update(overrides)
+    return judge(**facts)
+
+
+def test_healthy_worker_is_left_alone() -> None:
+    assert verdict().action == "ok"
+    assert verdict(sample=Sample(alive=False)).action == "ok"
+
+
+def test_timeout_escalates_alarm_abort_kill_and_says_timeout() -> None:
+    assert verdict(last_beat=60.0) .action == "alarm"
+    assert verdict(last_beat=60.0, timeout_stage=1, stage_since=99.0).action == "ok"
+    stage2 = verdict(last_beat=60.0, timeout_stage=1, stage_since=97.0)
+    assert (stage2.action, stage2.reason) == ("abort", "timeout")
+    stage3 = verdict(last_beat=60.0, timeout_stage=2, stage_since=97.0,
+                     sample=Sample(alive=True, rss_mib=5000), max_rss=10)
+    assert (stage3.action, stage3.reason) == ("kill", "timeout")  # never "out of memory"
+    assert verdict(last_beat=0.0, timeout=0).action == "ok"  # --timeout 0: never
+
+
+def test_rss_recycles_then_kills() -> None:
+    over = Sample(alive=True, rss_mib=90)
+    assert (verdict(sample=over, max_rss=80).action, verdict(sample=over, max_rss=80).reason) \
+        == ("recycle", "rss")
+    assert verdict(sample=Sample(alive=True, rss_mib=120), max_rss=80).action == "kill"
+    assert verdict(sample=over, max_rss=80, over_rss_since=50.0).action == "kill"
+    assert verdict(sample=over, max_rss=100).action == "ok"
