@@ -96,7 +96,8 @@ def run_server(settings: Settings, make_adapter: Any = build_app_adapter,
     master_pid = os.getpid()
     try:
         try:
-            listeners = open_listeners(list(settings.bind), settings.backlog,
+            binds: list[Any] = list(settings.bind)  # BindAddress fits listeners.BindSpec
+            listeners = open_listeners(binds, settings.backlog,
                                        settings.reuse_port, inherited=systemd_fds())
             hand_over_files(settings, identity)
         except (BindError, PrivilegeError) as error:
