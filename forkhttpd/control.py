@@ -124,8 +124,10 @@ def _status(target: _Target) -> int:
     print(f"  {len(workers)} workers:")
     for info in workers:
         _child_line(info, now)
-    for info in others:
-        _child_line(info, now)
+    if others:
+        print("  other processes (zygotes load the app and fork its workers):")
+        for info in others:
+            _child_line(info, now)
     return 0
 
 
