@@ -145,6 +145,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings(args, os.environ)
     except SettingsError as error:
+        if "--check-config" in args:  # as `nginx -t`: a bad configuration is exit code 1
+            _fail(str(error))
+            print("forkhttpd: configuration check failed", file=sys.stderr)
+            return 1
         return _fail(str(error))
     if settings.print_config:
         sys.stdout.write(to_toml(settings))
