@@ -68,7 +68,7 @@ class Exchange:
             event = proto.next_event()
             if type(event) is Data:
                 self._body_bytes += len(event.data)
-                return event.data  # type: ignore[no-any-return]
+                return event.data
             if isinstance(event, EndOfMessage):
                 self._body_done = True
                 return b""
@@ -91,7 +91,7 @@ class Exchange:
 
     def read_body(self) -> bytes:
         """The whole request body (limited by --limit-request-body in the protocol)."""
-        parts = []
+        parts: list[bytes] = []
         while True:
             chunk = self.read_chunk()
             if not chunk:

@@ -17,11 +17,16 @@ __all__ = ["BindError", "open_listeners", "systemd_fds", "describe"]
 
 
 class BindSpec(Protocol):
-    kind: str
-    host: str
-    port: int
-    path: str
-    fd: int
+    @property
+    def kind(self) -> str: ...
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def fd(self) -> int: ...
 
 
 class BindError(Exception):
@@ -50,7 +55,8 @@ def _from_fd(fd: int, backlog: int) -> socket.socket:
     try:
         mode = os.fstat(fd).st_mode
     except OSError as error:
-        raise BindError(f"--bind fd://{fd}: not an open file descriptor ({error.strerror})")
+        raise BindError(
+            f"--bind fd://{fd}: not an open file descriptor ({error.strerror})") from None
     if not stat.S_ISSOCK(mode):
         raise BindError(f"--bind fd://{fd}: not a socket")
     sock = socket.socket(fileno=fd)

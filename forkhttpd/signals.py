@@ -67,4 +67,4 @@ def reset_signals() -> None:
 def install(handlers: dict[int, Callable[[int, FrameType | None], None] | int]) -> None:
     """Install several handlers at once (a callable, SIG_IGN or SIG_DFL each)."""
     for signum, handler in handlers.items():
-        signal.signal(signum, handler)  # type: ignore[arg-type]
+        signal.signal(signum, handler)

@@ -28,9 +28,10 @@ def content_type_for(path: str, default: str = "text/plain") -> str:
     guessed, encoding = mimetypes.guess_type(path, strict=False)
     if guessed is None or encoding is not None:
         guessed = default if encoding is None else "application/octet-stream"
-    if guessed.startswith("text/") or guessed in ("application/javascript", "application/json"):
-        if "charset" not in guessed:
-            guessed += "; charset=utf-8"
+    textual = guessed.startswith("text/") or guessed in ("application/javascript",
+                                                          "application/json")
+    if textual and "charset" not in guessed:
+        guessed += "; charset=utf-8"
     return guessed
 
 

@@ -47,6 +47,14 @@ def handler(request, response):
         return str(os.getpid())
     elif first == "version":
         return VERSION
+    elif first == "stream":
+        count = int(request.query.get("n", "3"))
+        response.headers["Content-Type"] = "text/plain"
+        response.data = (f"part {i}\n" for i in range(count))
+    elif first == "length":
+        return str(len(request.body))
+    elif first == "noread":
+        return "did not read the body"
     elif first == "sleep":
         time.sleep(float(request.query.get("s", "1")))
         return "slept"

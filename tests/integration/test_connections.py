@@ -1,0 +1,275 @@
+"""Issue 3 over real sockets: keep-alive, pipelining, 100-continue, HEAD, chunked both ways,
+limits and deadlines."""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import time
+
+import pytest
+
+
+def read_response(sock: socket.socket, buffer: bytearray, timeout: float = 5.0,
+                  head: bool = False) -> tuple[int, dict[str, str], bytes]:
+    """Read one response (Content-Length or chunked) from `sock`, leaving extra bytes."""
+    sock.settimeout(timeout)
+
+    def fill() -> None:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("closed")
+        buffer.extend(chunk)
+
+    while b"\r\n\r\n" not in buffer:
+        fill()
+    block, _, _ = bytes(buffer).partition(b"\r\n\r\n")
+    del buffer[: len(block) + 4]
+    lines = block.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    if head or status < 200 or status in (204, 304):
+        return status, headers, b""
+    if headers.get("transfer-encoding") == "chunked":
+        body = bytearray()
+        while True:
+            while b"\r\n" not in buffer:
+                fill()
+            size_line, _, _ = bytes(buffer).partition(b"\r\n")
+            size = int(size_line.split(b";")[0], 16)
+            while len(buffer) < len(size_line) + 2 + size + 2:
+                fill()
+            body += buffer[len(size_line) + 2: len(size_line) + 2 + size]
+            del buffer[: len(size_line) + 2 + size + 2]
+            if size == 0:
+                return status, headers, bytes(body)
+    length = int(headers.get("content-length", "0"))
+    while len(buffer) < length:
+        fill()
+    body = bytes(buffer[:length])
+    del buffer[:length]
+    return status, headers, body
+
+
+def connect(server) -> socket.socket:  # type: ignore[no-untyped-def]
+    return socket.create_connection(("127.0.0.1", server.port), timeout=5)
+
+
+@pytest.fixture
+def server(start_server):  # type: ignore[no-untyped-def]
+    return start_server("--app", "mymod:handler", "--workers", "2", "--keep-alive", "2",
+                        "--header-timeout", "2", "--limit-request-body", "100000")
+
+
+def test_keep_alive_reuses_one_connection(server) -> None:  # type: ignore[no-untyped-def]
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+    pids = set()
+    for _ in range(20):
+        conn.request("GET", "/pid")
+        response = conn.getresponse()
+        pids.add(response.read())
+        assert response.status == 200 and response.getheader("Connection") is None
+    assert len(pids) == 1  # one connection stays with one worker
+    conn.close()
+
+
+def test_http10_keep_alive_only_when_asked(server) -> None:  # type: ignore[no-untyped-def]
+    with connect(server) as sock:
+        buffer = bytearray()
+        sock.sendall(b"GET /hello HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        status, headers, body = read_response(sock, buffer)
+        assert (status, body, headers.get("connection", "").lower()) == (
+            200, b"Hello world!", "keep-alive")
+        sock.sendall(b"GET /hello HTTP/1.0\r\n\r\n")
+        status, headers, body = read_response(sock, buffer)
+        assert body == b"Hello world!"
+        assert sock.recv(10) == b""  # 1.0 without keep-alive: closed after the response
+
+
+def test_connection_close_is_honoured_both_ways(server) -> None:  # type: ignore[no-untyped-def]
+    with connect(server) as sock:
+        buffer = bytearray()
+        sock.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        status, headers, _ = read_response(sock, buffer)
+        assert headers["connection"] == "close"
+        assert sock.recv(10) == b""
+
+
+def test_pipelined_requests_answered_in_order(server) -> None:  # type: ignore[no-untyped-def]
+    paths = ["/text", "/hello", "/length", "/list", "/hello"] * 4
+    payload = b""
+    for path in paths:
+        if path == "/length":
+            payload += b"POST /length HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nabcde"
+        else:
+            payload += f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+    expected = {"/text": b"plain text", "/hello": b"Hello world!", "/length": b"5",
+                "/list": b"[1, 2, 3]"}
+    with connect(server) as sock:
+        sock.sendall(payload)
+        buffer = bytearray()
+        for path in paths:
+            assert read_response(sock, buffer)[2] == expected[path]
+
+
+def test_head_has_no_body_but_the_same_length(server) -> None:  # type: ignore[no-untyped-def]
+    with connect(server) as sock:
+        buffer = bytearray()
+        sock.sendall(b"HEAD /hello HTTP/1.1\r\nHost: x\r\n\r\n"
+                     b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, headers, _ = read_response(sock, buffer, head=True)
+        assert status == 200 and headers["content-length"] == "12"
+        # the GET's response follows the HEAD's head directly: no body bytes in between
+        status, headers, body = read_response(sock, buffer)
+        assert (status, body) == (200, b"Hello world!")
+
+
+def test_100_continue_is_sent_only_when_the_body_is_read(server) -> None:  # type: ignore[no-untyped-def]
+    with connect(server) as sock:
+        sock.sendall(b"POST /length HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
+                     b"Expect: 100-continue\r\n\r\n")
+        sock.settimeout(5)
+        interim = sock.recv(65536)
+        assert interim.startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+        sock.sendall(b"abcd")
+        buffer = bytearray(interim[len(b"HTTP/1.1 100 Continue\r\n\r\n"):])
+        assert read_response(sock, buffer)[2] == b"4"
+    with connect(server) as sock:
+        # a handler that never reads the body: no 100, a final answer, and no hang
+        sock.sendall(b"POST /noread HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
+                     b"Expect: 100-continue\r\n\r\n")
+        status, headers, body = read_response(sock, bytearray())
+        assert status == 200 and body == b"did not read the body"
+    with connect(server) as sock:
+        sock.sendall(b"POST /length HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
+                     b"Expect: something-else\r\n\r\n")
+        assert read_response(sock, bytearray())[0] == 417
+
+
+def test_chunked_request_and_chunked_response(server) -> None:  # type: ignore[no-untyped-def]
+    with connect(server) as sock:
+        sock.sendall(b"POST /length HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     b"5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n")
+        buffer = bytearray()
+        assert read_response(sock, buffer)[2] == b"11"
+        sock.sendall(b"GET /stream?n=4 HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, headers, body = read_response(sock, buffer)
+        assert headers["transfer-encoding"] == "chunked"
+        assert body == b"part 0\npart 1\npart 2\npart 3\n"
+        # still usable afterwards
+        sock.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_response(sock, buffer)[2] == b"Hello world!"
+    with connect(server) as sock:  # HTTP/1.0: close-delimited stream
+        sock.sendall(b"GET /stream?n=2 HTTP/1.0\r\n\r\n")
+        sock.settimeout(5)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+        assert data.endswith(b"\r\n\r\npart 0\npart 1\n") and b"chunked" not in data
+
+
+@pytest.mark.parametrize(("request_bytes", "status"), [
+    (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+    (b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"v" * 9000 + b"\r\n\r\n", 431),
+    (b"GET / HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(120))
+     + b"\r\n", 431),
+    (b"POST /length HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\n\r\n", 413),
+    (b"GET / HTTP/1.1\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+    (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+     400),
+    (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 400),
+    (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501),
+    (b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505),
+])
+def test_limits_and_rejections_answer_then_close(server, request_bytes: bytes,  # type: ignore[no-untyped-def]
+                                                 status: int) -> None:
+    raw = server.raw(request_bytes)
+    assert raw.startswith(f"HTTP/1.1 {status} ".encode()), raw[:200]
+    assert b"Connection: close" in raw
+    assert b"Traceback" not in raw
+
+
+def test_413_is_sent_before_the_body_is_read(server) -> None:  # type: ignore[no-untyped-def]
+    with connect(server) as sock:
+        sock.sendall(b"POST /length HTTP/1.1\r\nHost: x\r\nContent-Length: 5000000\r\n\r\n")
+        sock.settimeout(5)
+        assert sock.recv(65536).startswith(b"HTTP/1.1 413")
+
+
+def test_header_timeout_answers_408(server) -> None:  # type: ignore[no-untyped-def]
+    with connect(server) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")  # head never finished
+        started = time.monotonic()
+        sock.settimeout(10)
+        data = sock.recv(65536)
+        elapsed = time.monotonic() - started
+    assert data.startswith(b"HTTP/1.1 408"), data
+    assert 1.5 <= elapsed <= 4.0
+
+
+def test_idle_keep_alive_connection_is_closed_quietly(server) -> None:  # type: ignore[no-untyped-def]
+    with connect(server) as sock:
+        buffer = bytearray()
+        sock.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        read_response(sock, buffer)
+        started = time.monotonic()
+        sock.settimeout(10)
+        assert sock.recv(100) == b""  # closed without a response
+        assert 1.5 <= time.monotonic() - started <= 4.0
+
+
+def test_slow_body_is_cut_with_408(start_server) -> None:  # type: ignore[no-untyped-def]
+    server = start_server("--app", "mymod:handler", "--header-timeout", "1",
+                          "--min-body-rate", "100")
+    with connect(server) as sock:
+        sock.sendall(b"POST /length HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
+        sock.settimeout(10)
+        started = time.monotonic()
+        data = b""
+        try:
+            for _ in range(40):
+                sock.sendall(b"x")
+                time.sleep(0.1)
+        except OSError:
+            pass
+        try:
+            data = sock.recv(65536)
+        except OSError:
+            pass
+    assert data.startswith(b"HTTP/1.1 408"), data
+    assert time.monotonic() - started < 6
+
+
+def test_keep_alive_zero_closes_after_every_response(start_server) -> None:  # type: ignore[no-untyped-def]
+    server = start_server("--app", "mymod:handler", "--keep-alive", "0")
+    with connect(server) as sock:
+        sock.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, headers, _ = read_response(sock, bytearray())
+        assert headers["connection"] == "close"
+
+
+def test_max_keepalive_requests(start_server) -> None:  # type: ignore[no-untyped-def]
+    server = start_server("--app", "mymod:handler", "--max-keepalive-requests", "3")
+    with connect(server) as sock:
+        buffer = bytearray()
+        for number in range(1, 4):
+            sock.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+            _, headers, _ = read_response(sock, buffer)
+            assert (headers.get("connection") == "close") == (number == 3)
+
+
+def test_client_disconnects_cost_only_their_own_request(server) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(5):
+        with connect(server) as sock:  # mid-head
+            sock.sendall(b"GET /hello HTTP/1.1\r\nHo")
+        with connect(server) as sock:  # mid-body
+            sock.sendall(b"POST /length HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nab")
+        with connect(server) as sock:  # mid-response: a long stream the client drops
+            sock.sendall(b"GET /stream?n=200000 HTTP/1.1\r\nHost: x\r\n\r\n")
+            sock.recv(100)
+        sock.close()
+    time.sleep(0.3)
+    assert server.request("GET", "/hello")[2] == b"Hello world!"
+    assert "Traceback" not in server.stderr
+    assert server.proc.poll() is None
