@@ -151,8 +151,11 @@ def test_restarting_instances_behind_nginx_loses_no_request(start_server, tmp_pa
         # The restarts were seen: nginx met refused connections and retried elsewhere.
         assert "Connection refused) while connecting to upstream" in errors
         # The restarted instances serve (directly: nginx may rest them for fail_timeout).
-        for server in servers:
-            assert server.request("GET", "/hello")[2] == b"Hello world!"
+        for port in ports:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            conn.request("GET", "/hello")
+            assert conn.getresponse().read() == b"Hello world!"
+            conn.close()
     finally:
         client.running = False
         if proxy.poll() is None:
