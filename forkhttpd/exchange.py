@@ -124,7 +124,8 @@ class Exchange:
         self.status = parts.status
         conn = self.conn
         if type(body) is bytes:
-            data = conn.proto.simple_response(parts.status, parts.headers, body, close=close)
+            data = conn.proto.simple_response(parts.status, parts.headers, body, close=close,
+                                              trusted=parts.trusted)
             self.started = True  # only now: a refused head can still become a 500
             self.bytes_sent = len(data)
             conn.send_all(data)
@@ -140,7 +141,8 @@ class Exchange:
             fd = handle.fileno()
             offset = handle.tell()
             size = os.fstat(fd).st_size - offset
-            head = conn.proto.start_response(parts.status, parts.headers, size, close=close)
+            head = conn.proto.start_response(parts.status, parts.headers, size, close=close,
+                                             trusted=parts.trusted)
             self.started = True
             conn.send_all(head)
             self.bytes_sent = len(head)
@@ -150,7 +152,9 @@ class Exchange:
                 sent = conn.sendfile(fd, offset, size)
                 self.bytes_sent += sent
                 conn.proto.note_body_sent(sent)  # sendfile bypassed send_data's framing
-            conn.send_all(conn.proto.end_response())
+            tail = conn.proto.end_response()
+            if tail:
+                conn.send_all(tail)
         finally:
             handle.close()
 
@@ -158,7 +162,8 @@ class Exchange:
         conn = self.conn
         proto = conn.proto
         try:
-            head = proto.start_response(parts.status, parts.headers, None, close=close)
+            head = proto.start_response(parts.status, parts.headers, None, close=close,
+                                        trusted=parts.trusted)
             self.started = True
             conn.send_all(head)
             self.bytes_sent = len(head)

@@ -42,16 +42,18 @@ class HttpResponse:
 
 
 class ResponseParts:
-    """A finished response ready for the connection: fields exclude framing fields."""
+    """A finished response ready for the connection: fields exclude framing fields;
+    `trusted` holds the server's own pre-encoded field lines (Date, Server)."""
 
-    __slots__ = ("status", "headers", "body", "close")
+    __slots__ = ("status", "headers", "body", "close", "trusted")
 
     def __init__(self, status: int, headers: list[tuple[str, str]], body: Any,
-                 close: bool = False) -> None:
+                 close: bool = False, trusted: bytes = b"") -> None:
         self.status = status
         self.headers = headers
         self.body = body  # bytes, or (streaming interfaces) an iterable / file
         self.close = close
+        self.trusted = trusted
 
 
 _date_cache: list[Any] = [0, ""]
@@ -64,6 +66,24 @@ def http_date() -> str:
         _date_cache[0] = now
         _date_cache[1] = formatdate(now, usegmt=True)
     return str(_date_cache[1])
+
+
+_server_line = f"Server: {SERVER_NAME}\r\n".encode()
+_trusted_cache: list[Any] = [0, b"", b""]
+
+
+def trusted_fields(server: bool = True, date: bool = True) -> bytes:
+    """The server's own Date and Server field lines, pre-encoded, rebuilt once a second."""
+    now = int(time.time())
+    cache = _trusted_cache
+    if cache[0] != now:
+        date_line = f"Date: {formatdate(now, usegmt=True)}\r\n".encode()
+        cache[0], cache[1], cache[2] = now, _server_line + date_line, date_line
+    if server and date:
+        return bytes(cache[1])
+    if date:
+        return bytes(cache[2])
+    return _server_line if server else b""
 
 
 def _encode_value(value: Any) -> tuple[bytes | Any, str | None]:
@@ -125,20 +145,14 @@ def finalize(response: HttpResponse, returned: Any = None) -> ResponseParts:
         headers.append((name, value if isinstance(value, str) else str(value)))
     if content_type is not None and not has_type:
         headers.append(("Content-Type", content_type))
-    if not has_server:
-        headers.append(("Server", SERVER_NAME))
-    if not has_date:
-        headers.append(("Date", http_date()))
     if response.protocol == "HTTP/1.0":
         close = True
-    return ResponseParts(int(response.status), headers, body, close)
+    return ResponseParts(int(response.status), headers, body, close,
+                         trusted_fields(not has_server, not has_date))
 
 
 def error_parts(status: int, message: str) -> ResponseParts:
     """A short text/plain error response that reveals nothing about the server's insides."""
     body = (message.rstrip("\n") + "\n").encode("utf-8", "replace")
-    return ResponseParts(status, [
-        ("Content-Type", "text/plain; charset=utf-8"),
-        ("Server", SERVER_NAME),
-        ("Date", http_date()),
-    ], body)
+    return ResponseParts(status, [("Content-Type", "text/plain; charset=utf-8")], body,
+                         trusted=trusted_fields())

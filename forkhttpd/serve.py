@@ -314,8 +314,10 @@ class ServeLoop:
             if type(event) is Request:
                 if not self._dispatch(conn, event):
                     return
+                if not proto.has_buffered_data:
+                    return  # the usual case: wait (registered) for the next request
                 pipelined += 1
-                if proto.has_buffered_data and pipelined >= 8:
+                if pipelined >= 8:
                     self.pending.append(conn)  # fairness: others get a turn first
                     return
                 continue
@@ -380,6 +382,8 @@ class ServeLoop:
         proto.start_next_cycle()
         conn.phase = _IDLE
         conn.deadline = time.monotonic() + options.keep_alive
+        if not conn.registered:
+            self._register(conn)
         return True
 
     def _answer_failure(self, conn: Connection, exchange: Exchange, status: int,

@@ -8,6 +8,8 @@ buffer until start_next_cycle().
 
 from __future__ import annotations
 
+import dataclasses
+
 from .errors import LocalProtocolError, ProtocolError
 from .events import (
     NEED_DATA,
@@ -67,7 +69,7 @@ class ServerConnection:
 
     __slots__ = ("limits", "request", "request_complete", "keep_alive", "_buf", "_eof",
                  "_state", "_reader", "_scanner", "_error", "_response", "_framing",
-                 "_unsent", "_sent_100", "_max_head")
+                 "_unsent", "_sent_100", "_max_head", "_head_limits")
 
     def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
         self.limits = limits
@@ -88,6 +90,8 @@ class ServerConnection:
         self._framing = _F_NONE
         self._unsent = 0
         self._sent_100 = False
+        #: limits for the requests after the first; see _after_http10()
+        self._head_limits = limits
 
     # ------------------------------------------------------------------ receiving
 
@@ -111,6 +115,14 @@ class ServerConnection:
         """A response head for the current cycle has been produced."""
         return self._response != _R_NONE
 
+    def _after_http10(self) -> None:
+        """A persistent connection that an HTTP/1.0 request opened belongs to an old client:
+        its later requests get the missing-Host relaxation meant for old clients (RFC 9112
+        3.2 binds HTTP/1.1 clients; a 1.0 client may still label a follow-up request 1.1, as
+        gunicorn's corpus case valid/022 does). Connections that start as HTTP/1.1 keep the
+        strict rule, and two Host fields stay a 400 everywhere."""
+        self._head_limits = dataclasses.replace(self.limits, require_host=False)
+
     def next_event(self) -> Event:
         """The next event, NEED_DATA, or PAUSED; raises ProtocolError on bad input."""
         state = self._state
@@ -129,10 +141,12 @@ class ServerConnection:
                     # first offending line without regex-parsing a huge head
                     self._scanner.reset()
                     self._scanner.scan(buf)
-                request = parse_head(buf[:end + 2].decode("latin-1"), self.limits)
+                request = parse_head(buf[:end + 2].decode("latin-1"), self._head_limits)
             except ProtocolError as exc:
                 self._fail(exc)
                 raise
+            if request.version == "1.0" and self._head_limits.require_host:
+                self._after_http10()
             del buf[:end + 4]
             self._scanner.reset()
             self.request = request
@@ -197,7 +211,7 @@ class ServerConnection:
     # ------------------------------------------------------------------ sending
 
     def _start(self, status: int, headers: Headers, content_length: int | None,
-               reason: str | None, close: bool) -> bytes:
+               reason: str | None, close: bool, trusted: bytes = b"") -> bytes:
         request = self.request
         if request is None:
             raise LocalProtocolError("no request to respond to (use error_response)")
@@ -251,12 +265,18 @@ class ServerConnection:
         self._response = _R_STARTED
         self._framing = framing
         self._unsent = content_length or 0
-        return line + fields + framing_field + connection + b"\r\n"
+        return line + fields + trusted + framing_field + connection + b"\r\n"
 
     def start_response(self, status: int, headers: Headers, content_length: int | None = None,
-                       *, reason: str | None = None, close: bool = False) -> bytes:
-        """Response head bytes; Content-Length, chunked or close-delimited per RFC 9112 6.1-6.3."""
-        return self._start(status, headers, content_length, reason, close)
+                       *, reason: str | None = None, close: bool = False,
+                       trusted: bytes = b"") -> bytes:
+        """Response head bytes; Content-Length, chunked or close-delimited per RFC 9112 6.1-6.3.
+
+        `trusted` is CRLF-terminated field lines the caller built itself and vouches for
+        (the server's own Date and Server): they skip the validation `headers` get, which
+        is a measurable share of a small response's cost.
+        """
+        return self._start(status, headers, content_length, reason, close, trusted)
 
     def send_data(self, data: bytes) -> bytes:
         """Body bytes framed for the wire (b"" for bodiless responses)."""
@@ -302,9 +322,10 @@ class ServerConnection:
         return b""
 
     def simple_response(self, status: int, headers: Headers, body: bytes, *,
-                        close: bool = False, reason: str | None = None) -> bytes:
+                        close: bool = False, reason: str | None = None,
+                        trusted: bytes = b"") -> bytes:
         """A whole response with a Content-Length body as one bytes object."""
-        head = self._start(status, headers, len(body), reason, close)
+        head = self._start(status, headers, len(body), reason, close, trusted)
         self._response = _R_DONE
         if self._framing == _F_LENGTH:
             return head + body
