@@ -53,17 +53,22 @@ def _build_rootfs() -> float:
         return 0.0
     CACHE.mkdir(parents=True, exist_ok=True)
     partial = CACHE / "bookworm.partial"
-    shutil.rmtree(partial, ignore_errors=True)
     log = CACHE / "debootstrap.log"
     began = time.monotonic()
-    with open(log, "wb") as out:
-        try:
-            result = subprocess.run(
-                ["debootstrap", "--variant=minbase", f"--include={PACKAGES}", "bookworm",
-                 str(partial), MIRROR], stdout=out, stderr=subprocess.STDOUT, timeout=600)
-            code = result.returncode
-        except subprocess.TimeoutExpired:
-            code = -1
+    for attempt in (1, 2):  # once more after a mirror hiccup
+        shutil.rmtree(partial, ignore_errors=True)
+        with open(log, "wb") as out:
+            try:
+                result = subprocess.run(
+                    ["debootstrap", "--variant=minbase", f"--include={PACKAGES}", "bookworm",
+                     str(partial), MIRROR], stdout=out, stderr=subprocess.STDOUT,
+                    timeout=600)
+                code = result.returncode
+            except subprocess.TimeoutExpired:
+                code = -1
+        if code == 0:
+            break
+        shutil.copy(log, CACHE / f"debootstrap-failed-{attempt}.log")
     if code != 0:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-25:])
         pytest.fail(f"debootstrap could not build the container (exit {code}) from {MIRROR}; "
