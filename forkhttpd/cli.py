@@ -144,6 +144,12 @@ def main(argv: list[str] | None = None) -> int:
         return import_child(args[1:])
     try:
         settings = load_settings(args, os.environ)
+    except SystemExit:
+        if "-h" in args or "--help" in args:  # the settings' help; the commands are ours
+            print("\ncommands:\n  forkhttpd reload|stop|status --pid FILE (or -c CONFIG)\n"
+                  "                        control a running server through its PID file; "
+                  "see forkhttpd status --help")
+        raise
     except SettingsError as error:
         if "--check-config" in args:  # as `nginx -t`: a bad configuration is exit code 1
             _fail(str(error))

@@ -233,3 +233,9 @@ def test_stop_waits_for_requests_in_flight_and_reports_a_timeout(start_server, t
 def test_control_help(command: str) -> None:
     result = run_forkhttpd(command, "--help", timeout=20)
     assert result.returncode == 0 and "--pid" in result.stdout
+
+
+def test_main_help_names_the_control_commands() -> None:
+    result = run_forkhttpd("--help", timeout=20)
+    assert result.returncode == 0
+    assert "forkhttpd reload|stop|status --pid FILE" in result.stdout
