@@ -131,8 +131,9 @@ def test_socket_activation_with_systemd_socket_activate(tmp_path: Path) -> None:
         assert _get(port, "/hello", timeout=20) == (200, b"Hello world!")
         pids = {_get(port, "/pid")[1] for _ in range(20)}
         assert all(p.isdigit() and int(p) != proc.pid for p in pids)
-        text = log.read_text()
-        assert f"serving on 127.0.0.1:{port}" in text, text
+        # Workers answer as soon as they exist; the master logs once all of them are ready.
+        assert wait_until(lambda: f"serving on 127.0.0.1:{port}" in log.read_text(), 10), \
+            log.read_text()
         with open(f"/proc/{proc.pid}/cmdline", "rb") as handle:
             assert b"forkhttpd: master" in handle.read()  # exec'd in place: same PID
         os.kill(proc.pid, signal.SIGTERM)
