@@ -366,7 +366,9 @@ class Arbiter(Supervising):
             systemd.notify("READY=1", f"MAINPID={self.pid}", self._status_line())
             if self.on_ready is not None:
                 self.on_ready()
-        if self.last_reload.startswith("rolling") and not any(
+        # ops: not while the new generation is still loading (pending), or READY=1 would
+        # announce the old generation as the reload's result.
+        if self.last_reload.startswith("rolling") and self.pending is None and not any(
                 w.generation != gen.number for w in self.workers.values()):
             self.last_reload = f"ok: generation {gen.number}"
             self.observer.reloaded(True)

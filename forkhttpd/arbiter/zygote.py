@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from setproctitle import setproctitle
 
-from .. import logs
+from .. import logs, privileges
 from ..interfaces import Adapter
 from ..signals import reset_signals
 from ..worker import run_worker
@@ -43,6 +43,7 @@ def zygote_main(self: Arbiter, number: int, cmd_r: int, msg_w: int) -> None:
         logs.set_role(f"zygote {number}")
         setproctitle(f"forkhttpd: zygote gen {number} [{self.app_label}]")
         try:
+            privileges.drop_for_app(self.settings)  # ops: --user/--group, before the app import
             adapter = self.make_adapter(self.settings)
         except Exception as error:  # noqa: BLE001 - reported to the master, whatever it is
             details = getattr(error, "details", "") or ""
