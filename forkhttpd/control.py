@@ -9,6 +9,7 @@ file is locked by a live master (pidfile.holder) whose command line is forkhttpd
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import signal
@@ -40,7 +41,10 @@ def _parser(command: str) -> argparse.ArgumentParser:
                         help="the master's PID file (default: pid from the config file)")
     parser.add_argument("-c", "--config", metavar="FILE",
                         help="TOML config file to read `pid` (and the graceful timeout) from")
-    if command != "status":
+    if command == "status":
+        parser.add_argument("--json", action="store_true",
+                            help="print the master's status snapshot as JSON")
+    else:
         parser.add_argument("--timeout", type=float, metavar="SECONDS",
                             help="how long to wait (default: the graceful timeout + 10s for "
                                  "stop, 60s for reload)")
@@ -111,7 +115,26 @@ def _pid_path(args: argparse.Namespace) -> tuple[str | None, float]:
     return args.pid or settings.pid, settings.graceful_timeout
 
 
-def _status(target: _Target) -> int:
+def _status(target: _Target, path: str, as_json: bool) -> int:
+    """The per-worker table from the status file the master keeps next to its PID file
+    (observability); the process list from /proc when there is none yet."""
+    from .metrics import render_table
+    from .status import NotRunning, read_status
+
+    try:
+        snapshot = read_status(path)
+    except (NotRunning, OSError, ValueError):
+        snapshot = None
+    if snapshot is not None:
+        if as_json:
+            print(json.dumps(snapshot, indent=1))
+        else:
+            sys.stdout.write(render_table(snapshot))
+        return 0
+    return _process_status(target)
+
+
+def _process_status(target: _Target) -> int:
     assert target.info is not None
     master = target.info
     now = time.time()
@@ -203,7 +226,7 @@ def main(argv: list[str]) -> int:
         # LSB init-script codes: stopping a stopped server succeeds; status says 3.
         return {"status": EXIT_NOT_RUNNING, "stop": 0}.get(command, EXIT_RELOAD_NOT_RUNNING)
     if command == "status":
-        return _status(target)
+        return _status(target, path, args.json)
     if command == "stop":
         return _stop(target, args.timeout if args.timeout is not None else graceful + 10.0,
                      args.fast)
