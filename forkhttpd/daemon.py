@@ -16,8 +16,6 @@ import socket
 import sys
 from typing import IO, Any
 
-import daemon
-
 from .pidfile import PidFile
 
 __all__ = ["ReadyPipe", "detach", "refuse_under_service_manager"]
@@ -129,6 +127,8 @@ def detach(settings: Any, listeners: list[socket.socket], pidfile: PidFile | Non
     so tracebacks that bypass logging are not lost; otherwise to /dev/null.
     """
     stderr = _log_stream(settings.error_logfile)
+    import daemon  # python-daemon, only when --daemon is asked for (keeps workers small)
+
     context = daemon.DaemonContext(
         working_directory=os.getcwd(),
         umask=settings.umask,
