@@ -1,6 +1,6 @@
 """One request/response cycle as the adapters see it: read the body, send the response in
 whichever shape it has (bytes, file, iterable); must not touch a socket itself (it calls the
-connection's methods, which live in serve.py) and must not import worker or arbiter."""
+connection's methods, which live in the serve package) and must not import worker or arbiter."""
 
 from __future__ import annotations
 
@@ -11,11 +11,16 @@ from typing import TYPE_CHECKING, Any
 
 from .protocol import NEED_DATA, Data, EndOfMessage, Request
 from .response import ResponseParts, error_parts
+from .takeover import TakenSocket
 
 if TYPE_CHECKING:
     from .serve import Connection
 
 __all__ = ["ClientGone", "Exchange", "HandlerTimeout"]
+
+
+def _title(name: str) -> str:
+    return "-".join(part.capitalize() for part in name.split("-"))
 
 
 class ClientGone(Exception):
@@ -32,7 +37,7 @@ class Exchange:
 
     __slots__ = ("conn", "request", "close", "started", "status", "bytes_sent", "start",
                  "header_timeout", "min_body_rate", "_continue_sent", "_body_done",
-                 "_body_bytes")
+                 "_body_bytes", "_last_beat")
 
     def __init__(self, conn: Connection, request: Request, close: bool,
                  header_timeout: float = 10.0, min_body_rate: int = 1024) -> None:
@@ -48,10 +53,50 @@ class Exchange:
         self._continue_sent = False
         self._body_done = False  # even a bodiless request ends with EndOfMessage
         self._body_bytes = 0
+        self._last_beat = self.start
 
     @property
     def peer(self) -> object:
         return self.conn.peer
+
+    @property
+    def local_address(self) -> Any:
+        """The address the client connected to: (host, port, ...) for TCP, a path for unix."""
+        return self.conn.local_address()
+
+    @property
+    def stopping(self) -> bool:
+        """The worker was asked to stop: a long stream should end soon."""
+        return bool(self.conn.loop.stopping)
+
+    def beat(self) -> None:
+        """A long response is making progress: refresh the worker's heartbeat (at most once a
+        second), so that the master does not take a streaming worker for a stuck one."""
+        now = time.monotonic()
+        if now - self._last_beat >= 1.0:
+            self._last_beat = now
+            tick = self.conn.loop.on_tick
+            if tick is not None:
+                tick(now)
+
+    def client_closed(self) -> bool:
+        """True once the client has closed its side (or reset the connection); anything it
+        sent meanwhile is dropped, so only call this on a response that ends the connection."""
+        return self.conn.recv_nowait() == b""
+
+    def takeover(self) -> TakenSocket:
+        """Hand the whole connection to the adapter (http.server handler classes): returns a
+        socket-like object that first replays this request's head and any bytes already
+        buffered, and the serve loop forgets the connection. The head is rebuilt from the
+        parsed request, so field names arrive in Title-Case."""
+        request = self.request
+        lines = [request.request_line]
+        lines += [f"{_title(name)}: {value}" for name, value in request.headers]
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        self.started = True
+        self._body_done = True
+        return TakenSocket(self.conn, head + self.conn.detach(), self.beat,
+                           lambda: self.stopping)
 
     # -- request body --------------------------------------------------------------------
     def read_chunk(self) -> bytes:
@@ -118,9 +163,11 @@ class Exchange:
     def respond(self, parts: ResponseParts) -> None:
         """Send a finished response: bytes in one send, a file by sendfile, else streamed."""
         body = parts.body
-        close = self.close or parts.close
         if not self._body_done:
             self.discard_body()
+        # a body left unread that has not all arrived can't be skipped without waiting for
+        # the client: say so in this response and close after it
+        close = self.close or parts.close or not self._body_done
         self.status = parts.status
         conn = self.conn
         if type(body) is bytes:
@@ -129,6 +176,10 @@ class Exchange:
             self.started = True  # only now: a refused head can still become a 500
             self.bytes_sent = len(data)
             conn.send_all(data)
+            return
+        push = getattr(body, "__forkhttpd_push__", None)
+        if push is not None:  # a body that drives the connection itself (SSE)
+            push(self, parts, close)
             return
         if hasattr(body, "fileno") and hasattr(body, "read"):
             self._respond_file(parts, body, close)
@@ -140,7 +191,8 @@ class Exchange:
         try:
             fd = handle.fileno()
             offset = handle.tell()
-            size = os.fstat(fd).st_size - offset
+            length = getattr(handle, "length", None)  # a FileSlice: one range of the file
+            size = os.fstat(fd).st_size - offset if length is None else length
             head = conn.proto.start_response(parts.status, parts.headers, size, close=close,
                                              trusted=parts.trusted)
             self.started = True
@@ -159,30 +211,52 @@ class Exchange:
             handle.close()
 
     def _respond_stream(self, parts: ResponseParts, body: Iterable[Any], close: bool) -> None:
-        conn = self.conn
-        proto = conn.proto
         try:
-            head = proto.start_response(parts.status, parts.headers, None, close=close,
-                                        trusted=parts.trusted)
-            self.started = True
-            conn.send_all(head)
-            self.bytes_sent = len(head)
+            self.begin(parts.status, parts.headers, None, close=close, trusted=parts.trusted)
             for piece in body:
                 if isinstance(piece, str):
                     piece = piece.encode("utf-8")
                 if piece:
-                    framed = proto.send_data(piece)
-                    if framed:
-                        conn.send_all(framed)
-                        self.bytes_sent += len(framed)
-            tail = proto.end_response()
-            if tail:
-                conn.send_all(tail)
-                self.bytes_sent += len(tail)
+                    self.write(piece)
+            self.finish()
         finally:
             closer = getattr(body, "close", None)
             if closer is not None:
                 closer()
+
+    # -- a response sent piece by piece (WSGI, SSE, streams) ------------------------------
+    def begin(self, status: int, headers: list[tuple[str, str]],
+              content_length: int | None = None, *, close: bool = False,
+              first: bytes = b"", trusted: bytes = b"") -> None:
+        """Send the response head, with the first piece of the body in the same send
+        (`trusted`: the server's own pre-encoded field lines, see ResponseParts)."""
+        if not self._body_done:
+            self.discard_body()
+        self.status = status
+        proto = self.conn.proto
+        close = self.close or close or not self._body_done
+        data = proto.start_response(status, headers, content_length, close=close,
+                                    trusted=trusted)
+        self.started = True
+        if first:
+            data += proto.send_data(first)
+        self.conn.send_all(data)
+        self.bytes_sent += len(data)
+
+    def write(self, data: bytes) -> None:
+        """Send one more piece of a begun body (framed: chunked, counted or raw)."""
+        framed = self.conn.proto.send_data(data)
+        if framed:
+            self.conn.send_all(framed)
+            self.bytes_sent += len(framed)
+            self.beat()
+
+    def finish(self) -> None:
+        """End a begun body (the last chunk; checks a declared Content-Length was met)."""
+        tail = self.conn.proto.end_response()
+        if tail:
+            self.conn.send_all(tail)
+            self.bytes_sent += len(tail)
 
     def respond_error(self, status: int, message: str, close: bool = False) -> None:
         self.close = self.close or close

@@ -3,16 +3,28 @@ worker's own loop and read by the master; must not import psutil, serve, worker 
 
 The master creates it before the first fork, so zygotes and workers inherit the same pages.
 A worker writes only its own slot; the master reads every slot and clears a slot when it
-hands it to a new worker. Times are time.monotonic() (one clock for the whole machine).
+hands it to a new worker. Times are time.monotonic() (one clock for the whole machine),
+except `started`, which is wall-clock time for people.
+
+Cost on the hot path (per request): Meter.begin() is one struct.pack_into (heartbeat, state,
+start time and request line together: a request that begins is a sign of life, so the
+master's --timeout counts from the start of the request being served); Meter.response()
+adds to a Python list and writes one state byte. The counters reach the slot in one
+pack_into per heartbeat tick (every 0.25 s), never per request, so a request costs no dict,
+no syscall and no lock.
 """
 
 from __future__ import annotations
 
 import mmap
 import struct
+import time
+from bisect import bisect_left
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["Scoreboard", "Slot", "SlotView", "STATES", "EXIT_REASONS"]
+__all__ = ["BUCKETS", "COUNTERS", "EXIT_REASONS", "Meter", "STATES", "Scoreboard", "Slot",
+           "SlotView"]
 
 # state codes
 FREE, STARTING, IDLE, READING, HANDLING, KEEPALIVE, EXITING = range(7)
@@ -21,24 +33,42 @@ STATES = ("free", "starting", "idle", "reading", "handling", "keep-alive", "exit
 # why a worker left on its own (the master knows the reasons it caused itself)
 EXIT_REASONS = ("", "max-requests", "lifetime", "shutdown", "master-gone", "app-error", "rss")
 
+#: upper bounds of the request duration histogram, in µs (a last, unbounded bucket follows)
+BUCKETS = (1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
+           1_000_000, 2_500_000, 5_000_000, 10_000_000)
+
+# the counter block: requests, bytes sent, open connections, responses by status class
+# (1xx..5xx), the sum of durations in µs, then one count per histogram bucket (+Inf last)
+REQUESTS, BYTES, CONNECTIONS = 0, 1, 2
+CLASS0 = 3  # index of 1xx; 5xx is CLASS0 + 4
+DURATION_SUM = 8
+BUCKET0 = 9
+COUNTERS = BUCKET0 + len(BUCKETS) + 1
+
 _LINE = 200
-# pid, generation, worker number, state, wants_recycle, exit_reason, pad,
-# last_beat, started, request_start, requests, bytes_sent, connections, line length, line
-_FORMAT = struct.Struct(f"<iiiBBBxdddQQII{_LINE}s")
+# Layout (offsets): 0 pid, generation, worker number (i) | 12 wants_recycle, exit_reason (B)
+# | 16 started, wall clock (d) | 24 the request block: last_beat (d), state (B at 32), line
+# length (I at 36), request start (d at 40), request line (200s at 48, truncated by struct)
+# | 248 the counter block (Q). A request's start is also a heartbeat: the same pack_into.
+_IDENTITY = struct.Struct("<iiiBBxxd")
+_REQUEST = struct.Struct(f"<dBxxxId{_LINE}s")
+_COUNTS = struct.Struct(f"<{COUNTERS}Q")
+_FORMAT = struct.Struct(f"<iiiBBxxddBxxxId{_LINE}s{COUNTERS}Q")
 SLOT_SIZE = 512
 assert _FORMAT.size <= SLOT_SIZE
+assert _IDENTITY.size + _REQUEST.size + _COUNTS.size == _FORMAT.size
 
-_OFF_STATE = 12
-_OFF_RECYCLE = 13
-_OFF_EXIT = 14
+_OFF_RECYCLE = 12
+_OFF_EXIT = 13
 _BEAT = struct.Struct("<d")
-_OFF_BEAT = 16
-_OFF_REQ_START = 32
-_COUNTS = struct.Struct("<QQI")
-_OFF_COUNTS = 40
-_LINE_HEAD = struct.Struct("<I")
-_OFF_LINE_LEN = 60
-_OFF_LINE = 64
+_OFF_BEAT = 24
+_OFF_STATE = 32
+_OFF_REQUEST = 24
+_OFF_COUNTS = _IDENTITY.size + _REQUEST.size
+_OLD_COUNTS = struct.Struct("<QQQ")  # requests, bytes, connections: Slot.counts()
+assert (REQUESTS, BYTES, CLASS0, DURATION_SUM, BUCKET0, KEEPALIVE) == (0, 1, 3, 8, 9, 5)
+_monotonic = time.monotonic
+_bisect = bisect_left
 
 
 @dataclass(frozen=True)
@@ -59,6 +89,7 @@ class SlotView:
     bytes_sent: int
     connections: int
     request_line: str
+    counters: tuple[int, ...] = (0,) * COUNTERS
 
 
 class Slot:
@@ -78,16 +109,16 @@ class Slot:
         self.board.mem[self.base + _OFF_STATE] = state
 
     def request_begins(self, line: str, now: float) -> None:
-        mem, base = self.board.mem, self.base
-        raw = line.encode("latin-1", "replace")[:_LINE]
-        _BEAT.pack_into(mem, base + _OFF_REQ_START, now)
-        _LINE_HEAD.pack_into(mem, base + _OFF_LINE_LEN, len(raw))
-        mem[base + _OFF_LINE:base + _OFF_LINE + len(raw)] = raw
-        mem[base + _OFF_STATE] = HANDLING
+        raw = line[:_LINE].encode("latin-1", "replace")
+        _REQUEST.pack_into(self.board.mem, self.base + _OFF_REQUEST, now, HANDLING, len(raw),
+                           now, raw)
 
     def counts(self, requests: int, bytes_sent: int, connections: int) -> None:
-        _COUNTS.pack_into(self.board.mem, self.base + _OFF_COUNTS, requests, bytes_sent,
-                          connections)
+        _OLD_COUNTS.pack_into(self.board.mem, self.base + _OFF_COUNTS, requests, bytes_sent,
+                              connections)
+
+    def write_counters(self, counters: list[int]) -> None:
+        _COUNTS.pack_into(self.board.mem, self.base + _OFF_COUNTS, *counters)
 
     def want_recycle(self, reason: int) -> None:
         mem = self.board.mem
@@ -96,6 +127,54 @@ class Slot:
 
     def set_exit_reason(self, reason: int) -> None:
         self.board.mem[self.base + _OFF_EXIT] = reason
+
+
+class Meter:
+    """A worker's request accounting: cheap per-request calls, flushed to its slot per tick.
+
+    `begin(line, start)` marks the slot "handling" with the request line; `response(exchange)`
+    counts a finished response (status class, bytes, duration histogram) and returns its
+    duration in µs for the access log; `flush(connections)` writes every counter at once.
+    """
+
+    __slots__ = ("slot", "mem", "state_at", "request_at", "counters", "_pack")
+
+    def __init__(self, slot: Slot) -> None:
+        self.slot = slot
+        self.mem = slot.board.mem
+        self.state_at = slot.base + _OFF_STATE
+        self.request_at = slot.base + _OFF_REQUEST
+        self.counters = [0] * COUNTERS
+        self._pack = _REQUEST.pack_into
+
+    def begin(self, line: str, start: float) -> None:
+        try:
+            raw = line.encode("latin-1")  # a request line always is (the parser decoded it so)
+        except UnicodeEncodeError:
+            raw = line.encode("latin-1", "replace")
+        self._pack(self.mem, self.request_at, start, HANDLING, len(raw), start, raw)
+
+    def response(self, exchange: Any) -> int:
+        """Count one response (an Exchange: status, bytes_sent, start); its duration in µs."""
+        duration = int((_monotonic() - exchange.start) * 1_000_000)
+        counters = self.counters
+        counters[0] += 1  # REQUESTS
+        counters[1] += exchange.bytes_sent  # BYTES
+        status_class = exchange.status // 100
+        if 0 < status_class < 6:
+            counters[2 + status_class] += 1  # CLASS0 - 1 + class
+        counters[8] += duration  # DURATION_SUM
+        counters[9 + _bisect(BUCKETS, duration)] += 1  # BUCKET0 + bucket
+        self.mem[self.state_at] = 5  # KEEPALIVE
+        return duration
+
+    def set_state(self, state: int) -> None:
+        self.mem[self.state_at] = state
+
+    def flush(self, connections: int) -> None:
+        counters = self.counters
+        counters[CONNECTIONS] = connections
+        _COUNTS.pack_into(self.mem, self.slot.base + _OFF_COUNTS, *counters)
 
 
 class Scoreboard:
@@ -111,8 +190,10 @@ class Scoreboard:
     def claim(self, index: int, pid: int, generation: int, number: int, now: float,
               wall: float) -> None:
         """The master hands slot `index` to a new worker (pid may be 0 until known)."""
-        _FORMAT.pack_into(self.mem, index * SLOT_SIZE, pid, generation, number, STARTING, 0, 0,
-                          now, wall, 0.0, 0, 0, 0, 0, b"")
+        self.release(index)
+        _IDENTITY.pack_into(self.mem, index * SLOT_SIZE, pid, generation, number, 0, 0, wall)
+        _BEAT.pack_into(self.mem, index * SLOT_SIZE + _OFF_BEAT, now)
+        self.mem[index * SLOT_SIZE + _OFF_STATE] = STARTING
 
     def set_pid(self, index: int, pid: int) -> None:
         struct.pack_into("<i", self.mem, index * SLOT_SIZE, pid)
@@ -127,11 +208,13 @@ class Scoreboard:
         raise RuntimeError("scoreboard full: too many workers")
 
     def read(self, index: int) -> SlotView:
-        (pid, generation, number, state, recycle, reason, beat, started, request_start,
-         requests, bytes_sent, connections, length, line) = _FORMAT.unpack_from(
-            self.mem, index * SLOT_SIZE)
+        fields = _FORMAT.unpack_from(self.mem, index * SLOT_SIZE)
+        (pid, generation, number, recycle, reason, started, beat, state, length,
+         request_start, line) = fields[:11]
+        counters = fields[11:]
         return SlotView(index, pid, generation, number,
                         STATES[state] if state < len(STATES) else "unknown", bool(recycle),
                         EXIT_REASONS[reason] if reason < len(EXIT_REASONS) else "unknown",
-                        beat, started, request_start, requests, bytes_sent, connections,
-                        line[:min(length, _LINE)].decode("latin-1"))
+                        beat, started, request_start, counters[REQUESTS], counters[BYTES],
+                        counters[CONNECTIONS], line[:min(length, _LINE)].decode("latin-1"),
+                        counters)

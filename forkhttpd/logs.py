@@ -1,53 +1,115 @@
 """Error and access logs: formats, files, and reopening them on USR1; must not import serve,
-worker, arbiter or supervision (they all log through this)."""
+worker, arbiter or supervision (they all log through this).
+
+Both logs write with os.write on a file opened O_APPEND, so that several processes can share
+one file: an error-log record (every physical line prefixed with time, level, PID and role,
+tracebacks included) is one write(); access-log lines are buffered in the worker and written
+together at every heartbeat tick (0.25 s), on reopen and at exit, whole lines only, and in
+pieces of at most PIPE_BUF bytes when the log is a pipe, so that lines never interleave.
+Reopening (USR1) flushes to the old file first, then opens the path anew: after a rotation
+every line is in exactly one of the two files.
+"""
 
 from __future__ import annotations
 
-import json
+import faulthandler
 import logging
 import os
-import sys
+import select
+import stat
 import time
-from typing import IO, Any
+from json.encoder import encode_basestring_ascii as _json_str
+from typing import Any
 
-__all__ = ["AccessLog", "configure_error_log", "error_log", "reopen_logs", "set_role"]
+__all__ = ["AccessLog", "ask_reopen", "configure_error_log", "error_fd", "error_log",
+           "reopen_if_asked", "reopen_logs", "set_role"]
 
 error_log = logging.getLogger("forkhttpd.error")
 
-_state: dict[str, Any] = {"role": "master", "path": "-", "handler": None, "access": None}
+_state: dict[str, Any] = {"role": "master", "path": "-", "level": "info", "handler": None,
+                          "access": None, "reopen": False}
+_DATEFMT = "%Y-%m-%d %H:%M:%S %z"
+_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+_PIPE_BUF = getattr(select, "PIPE_BUF", 4096)
 
 
-class _RoleFilter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.role = _state["role"]
-        return True
+def _open_fd(path: str | None, default: int) -> tuple[int, bool]:
+    """(fd, owned): the standard stream for "-", else the file opened for appending."""
+    if path in (None, "", "-"):
+        return default, False
+    return os.open(path, _FLAGS, 0o644), True
 
 
-_FORMAT = "%(asctime)s [%(process)d] [%(role)s] %(levelname)s %(message)s"
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[os.write(fd, view):]
+        except InterruptedError:
+            continue
+        except OSError:
+            return  # a full disk or a closed pipe must never take a process down
 
 
-def _open_stream(path: str, default: IO[str]) -> IO[str]:
-    if path in ("-", ""):
-        return default
-    return open(path, "a", buffering=1, encoding="utf-8", errors="backslashreplace")  # noqa: SIM115
+class _Formatter(logging.Formatter):
+    """Every physical line gets the prefix: a traceback stays attributable and greppable."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        prefix = (f"{self.formatTime(record, _DATEFMT)} [{record.process}] "
+                  f"[{_state['role']}] {record.levelname} ")
+        if "\n" not in text:
+            return prefix + text + "\n"
+        return "".join(prefix + line + "\n" for line in text.splitlines())
+
+
+class _FdHandler(logging.Handler):
+    """One os.write() per record on an O_APPEND descriptor."""
+
+    def __init__(self, fd: int, owned: bool) -> None:
+        super().__init__()
+        self.fd = fd
+        self.owned = owned
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            data = self.format(record).encode("utf-8", "backslashreplace")
+        except Exception:  # noqa: BLE001 - a bad log call is reported, never raised
+            self.handleError(record)
+            return
+        _write_all(self.fd, data)
+
+    def close(self) -> None:
+        if self.owned and self.fd >= 0:
+            try:
+                os.close(self.fd)
+            except OSError:
+                pass
+            self.fd = -1
+        super().close()
 
 
 def configure_error_log(path: str = "-", level: str = "info") -> None:
     """Send forkhttpd's error log to `path` ("-" = stderr) at `level`."""
+    fd, owned = _open_fd(path, 2)
+    handler = _FdHandler(fd, owned)
+    handler.setFormatter(_Formatter("%(message)s"))
     old = _state["handler"]
-    if old is not None:
-        error_log.removeHandler(old)
-        if old.stream not in (sys.stderr, sys.stdout):
-            old.close()
-    handler = logging.StreamHandler(_open_stream(path, sys.stderr))
-    handler.setFormatter(logging.Formatter(_FORMAT, "%Y-%m-%d %H:%M:%S %z"))
-    handler.addFilter(_RoleFilter())
     error_log.addHandler(handler)
     error_log.setLevel(level.upper())
     error_log.propagate = False
-    _state["handler"] = handler
-    _state["path"] = path
-    _state["level"] = level
+    _state.update(handler=handler, path=path, level=level)
+    if faulthandler.is_enabled():  # keep fatal-error dumps going to the current file
+        faulthandler.enable(file=fd, all_threads=True)
+    if old is not None:
+        error_log.removeHandler(old)
+        old.close()
+
+
+def error_fd() -> int:
+    """The descriptor the error log writes to (for faulthandler)."""
+    handler = _state["handler"]
+    return handler.fd if handler is not None else 2
 
 
 def set_role(role: str) -> None:
@@ -56,64 +118,208 @@ def set_role(role: str) -> None:
 
 
 def reopen_logs() -> None:
-    """USR1: reopen the files by name, so that a rotated file is let go of."""
-    configure_error_log(_state["path"], _state.get("level", "info"))
+    """Reopen both logs by name, so that a rotated file is let go of (loop context only)."""
+    _state["reopen"] = False
+    try:
+        configure_error_log(_state["path"], _state["level"])
+    except OSError as error:  # keep writing to the old file rather than die
+        error_log.error("cannot reopen the error log %s: %s", _state["path"], error)
     access = _state["access"]
     if access is not None:
         access.reopen()
 
 
+def ask_reopen() -> None:
+    """For a signal handler: note that the logs should be reopened (see reopen_if_asked)."""
+    _state["reopen"] = True
+
+
+def reopen_if_asked() -> bool:
+    if _state["reopen"]:
+        reopen_logs()
+        return True
+    return False
+
+
+# -- the access log ---------------------------------------------------------------------------
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+class _Clock:
+    """The access log's timestamps, formatted once per second."""
+
+    __slots__ = ("second", "apache", "iso")
+
+    def __init__(self) -> None:
+        self.second = -1
+        self.apache = self.iso = ""
+
+    def tick(self) -> None:
+        now = int(time.time())
+        if now != self.second:
+            self.second = now
+            t = time.localtime(now)
+            zone = time.strftime("%z", t)
+            self.apache = (f"{t.tm_mday:02d}/{_MONTHS[t.tm_mon - 1]}/{t.tm_year}:"
+                           f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} {zone}")
+            self.iso = (f"{t.tm_year}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:"
+                        f"{t.tm_min:02d}:{t.tm_sec:02d}{zone[:3]}:{zone[3:]}")
+
+
 class AccessLog:
-    """One line per response: Apache combined format, JSON, or gunicorn-style atoms."""
+    """One line per response: Apache combined format, JSON, or gunicorn-style %(atom)s."""
+
+    FLUSH_LINES = 256  # a busy worker writes at least this often, besides every tick
 
     def __init__(self, path: str, fmt: str = "combined") -> None:
         self.path = path
         self.fmt = fmt
-        self.stream = _open_stream(path, sys.stdout)
         self.pid = os.getpid()
+        self.clock = _Clock()
+        self.lines: list[str] = []
+        self.fd, self.owned = _open_fd(path, 1)
+        self.regular = self._is_regular()
         _state["access"] = self
 
+    def _is_regular(self) -> bool:
+        try:
+            return stat.S_ISREG(os.fstat(self.fd).st_mode)
+        except OSError:
+            return False
+
     def reopen(self) -> None:
-        if self.stream not in (sys.stdout, sys.stderr):
-            self.stream.close()
-        self.stream = _open_stream(self.path, sys.stdout)
+        self.flush()
+        old, owned = self.fd, self.owned
+        try:
+            self.fd, self.owned = _open_fd(self.path, 1)
+        except OSError as error:
+            error_log.error("cannot reopen the access log %s: %s", self.path, error)
+            return
+        self.regular = self._is_regular()
+        if owned:
+            os.close(old)
+
+    def close(self) -> None:
+        self.flush()
+        if self.owned:
+            os.close(self.fd)
+            self.owned = False
+        if _state["access"] is self:
+            _state["access"] = None
+
+    def flush(self) -> None:
+        lines, self.lines = self.lines, []  # swapped first: a signal can never write twice
+        if not lines:
+            return
+        if self.regular:
+            _write_all(self.fd, "".join(lines).encode("utf-8", "backslashreplace"))
+            return
+        piece: list[str] = []
+        size = 0
+        for line in lines:  # a pipe: writes up to PIPE_BUF are atomic, so keep lines whole
+            if size + len(line) > _PIPE_BUF and piece:
+                _write_all(self.fd, "".join(piece).encode("utf-8", "backslashreplace"))
+                piece, size = [], 0
+            piece.append(line)
+            size += len(line)
+        _write_all(self.fd, "".join(piece).encode("utf-8", "backslashreplace"))
+
+    def log(self, exchange: Any, duration_us: int) -> None:
+        """Log one finished Exchange (request, peer, status, bytes_sent)."""
+        request = exchange.request
+        self.write(exchange.peer, request.request_line, exchange.status, exchange.bytes_sent,
+                   duration_us, request.headers, request)
 
     def write(self, peer: object, request_line: str, status: int, size: int,
-              duration_us: int, headers: list[tuple[str, str]]) -> None:
+              duration_us: int, headers: list[tuple[str, str]], request: Any = None) -> None:
+        self.lines.append(self.format(peer, request_line, status, size, duration_us, headers,
+                                      request))
+        if len(self.lines) >= self.FLUSH_LINES:
+            self.flush()
+
+    def format(self, peer: object, request_line: str, status: int, size: int,
+               duration_us: int, headers: list[tuple[str, str]], request: Any = None) -> str:
+        """One line, newline included; never more than one line, whatever the input."""
         referer = user_agent = ""
         for name, value in headers:
             if name == "referer":
                 referer = value
             elif name == "user-agent":
                 user_agent = value
-        host = peer[0] if isinstance(peer, tuple) else (str(peer) if peer else "-")
-        if self.fmt == "json":
-            line = json.dumps({
-                "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "peer": host,
-                "request": request_line, "status": status, "bytes": size,
-                "duration_us": duration_us, "pid": self.pid, "user_agent": user_agent,
-                "referer": referer}, ensure_ascii=True)
+        host = (str(peer[0]) if isinstance(peer, tuple) and peer else str(peer or "")) or "-"
+        self.clock.tick()
+        fmt = self.fmt
+        if fmt == "combined":
+            return (f'{_escape(host)} - - [{self.clock.apache}] "{_escape(request_line)}" '
+                    f'{status} {size or "-"} "{_escape(referer) or "-"}" '
+                    f'"{_escape(user_agent) or "-"}" {duration_us} {self.pid}\n')
+        if fmt == "json":
+            return (f'{{"time":"{self.clock.iso}","peer":{_json_str(host)},'
+                    f'"request":{_json_str(request_line)},"status":{status},"bytes":{size},'
+                    f'"duration_us":{duration_us},"pid":{self.pid},'
+                    f'"user_agent":{_json_str(user_agent)},"referer":{_json_str(referer)}}}\n')
+        atoms = _Atoms(self, host, request_line, status, size, duration_us, headers, request,
+                       referer, user_agent)
+        return (fmt % atoms).replace("\n", "\\n").replace("\r", "\\r") + "\n"
+
+
+class _Atoms:
+    """gunicorn's access-log atoms, computed only when the format asks for them."""
+
+    def __init__(self, log: AccessLog, host: str, line: str, status: int, size: int,
+                 duration_us: int, headers: list[tuple[str, str]], request: Any,
+                 referer: str, user_agent: str) -> None:
+        self.log, self.host, self.line, self.status, self.size = log, host, line, status, size
+        self.us, self.headers, self.request = duration_us, headers, request
+        self.referer, self.user_agent = referer, user_agent
+
+    def _part(self, index: int) -> str:
+        parts = self.line.split(" ")
+        return parts[index] if len(parts) == 3 else "-"
+
+    def __getitem__(self, key: str) -> str:
+        value: object
+        if key.startswith("{") and key.endswith("}i"):
+            wanted = key[1:-2].lower()
+            value = next((v for k, v in self.headers if k == wanted), "-")
+        elif key in _SIMPLE:
+            value = _SIMPLE[key](self)
         else:
-            stamp = time.strftime("%d/%b/%Y:%H:%M:%S %z")
-            line = (f'{host} - - [{stamp}] "{_escape(request_line)}" {status} {size or "-"} '
-                    f'"{_escape(referer) or "-"}" "{_escape(user_agent) or "-"}" {duration_us}')
-        try:
-            self.stream.write(line + "\n")
-            self.stream.flush()
-        except (OSError, ValueError):
-            pass
+            value = "-"  # {name}o, {name}e and unknown atoms: not recorded here
+        return _escape(str(value))
+
+
+def _target(atoms: _Atoms, query: bool) -> str:
+    target = atoms._part(1)
+    path, _, rest = target.partition("?")
+    return rest if query else path
+
+
+_SIMPLE: dict[str, Any] = {
+    "h": lambda a: a.host, "l": lambda a: "-", "u": lambda a: "-",
+    "t": lambda a: f"[{a.log.clock.apache}]", "r": lambda a: a.line,
+    "m": lambda a: a._part(0), "U": lambda a: _target(a, False),
+    "q": lambda a: _target(a, True), "H": lambda a: a._part(2),
+    "s": lambda a: a.status, "B": lambda a: a.size, "b": lambda a: a.size or "-",
+    "f": lambda a: a.referer or "-", "a": lambda a: a.user_agent or "-",
+    "T": lambda a: a.us // 1_000_000, "M": lambda a: a.us // 1000, "D": lambda a: a.us,
+    "L": lambda a: f"{a.us / 1e6:.6f}", "p": lambda a: f"<{a.log.pid}>",
+}
 
 
 def _escape(text: str) -> str:
     """Keep one request on one line: quotes, backslashes and control bytes escaped."""
-    if text.isprintable() and '"' not in text and "\\" not in text:
+    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
         return text
     out = []
     for char in text:
+        code = ord(char)
         if char == '"' or char == "\\":
             out.append("\\" + char)
-        elif not char.isprintable() or ord(char) > 126:
-            out.append(f"\\x{ord(char):02x}" if ord(char) < 256 else f"\\u{ord(char):04x}")
+        elif code < 32 or code > 126:
+            out.append(f"\\x{code:02x}" if code < 256 else
+                       f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
         else:
             out.append(char)
     return "".join(out)
+

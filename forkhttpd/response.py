@@ -9,7 +9,8 @@ from collections.abc import Iterable
 from email.utils import formatdate
 from typing import Any
 
-__all__ = ["HTTPError", "HttpResponse", "ResponseParts", "finalize", "http_date", "SERVER_NAME"]
+__all__ = ["FileSlice", "HTTPError", "HttpResponse", "ResponseParts", "finalize", "http_date",
+           "SERVER_NAME"]
 
 SERVER_NAME = "forkhttpd"
 
@@ -24,6 +25,14 @@ class HTTPError(Exception):
         super().__init__(status, message)
         self.status = int(status)
         self.message = message
+
+    @property
+    def error_code(self) -> int:
+        """VSHS's name for the status."""
+        return self.status
+
+    def __str__(self) -> str:
+        return self.message or str(self.status)
 
 
 class HttpResponse:
@@ -54,6 +63,32 @@ class ResponseParts:
         self.body = body  # bytes, or (streaming interfaces) an iterable / file
         self.close = close
         self.trusted = trusted
+
+
+class FileSlice:
+    """`length` bytes of an open file from `offset` (a Range): the connection sends them with
+    os.sendfile and closes the file."""
+
+    __slots__ = ("file", "offset", "length")
+
+    def __init__(self, file: Any, offset: int, length: int) -> None:
+        self.file = file
+        self.offset = offset
+        self.length = length
+
+    def fileno(self) -> int:
+        return int(self.file.fileno())
+
+    def tell(self) -> int:
+        return self.offset
+
+    def read(self, size: int = -1) -> bytes:
+        """The slice's bytes from its start (for consumers that cannot use sendfile)."""
+        self.file.seek(self.offset)
+        return bytes(self.file.read(self.length if size < 0 else min(size, self.length)))
+
+    def close(self) -> None:
+        self.file.close()
 
 
 _date_cache: list[Any] = [0, ""]
@@ -105,16 +140,17 @@ def _encode_value(value: Any) -> tuple[bytes | Any, str | None]:
     raise TypeError(f"cannot send a {type(value).__name__} as a response body")
 
 
-def _encode_data(data: Any) -> Any:
-    """picohttp's response.data: str as UTF-8, bytes as they are, None as empty."""
+def _encode_data(data: Any) -> tuple[Any, str | None]:
+    """picohttp's response.data: str as UTF-8, bytes as they are, None as empty (no default
+    content type for these); a typed object (Blob, SSEResponse) brings its own."""
     if isinstance(data, str):
-        return data.encode("utf-8")
+        return data.encode("utf-8"), None
     if isinstance(data, (bytes, bytearray, memoryview)):
-        return bytes(data)
+        return bytes(data), None
     if data is None:
-        return b""
-    body, _ = _encode_value(data)
-    return body
+        return b"", None
+    body, content_type = _encode_value(data)
+    return body, content_type if hasattr(data, "__forkhttpd_body__") else None
 
 
 def finalize(response: HttpResponse, returned: Any = None) -> ResponseParts:
@@ -125,7 +161,7 @@ def finalize(response: HttpResponse, returned: Any = None) -> ResponseParts:
     """
     content_type: str | None = None
     if returned is None:
-        body = _encode_data(response.data)
+        body, content_type = _encode_data(response.data)
     else:
         body, content_type = _encode_value(returned)
     headers: list[tuple[str, str]] = []

@@ -9,7 +9,7 @@ from typing import Any
 
 from .arbiter import start_in_child, stop_child, wait_child
 from .cli import run_server
-from .interfaces import build_adapter
+from .interfaces import build_embedded_adapter
 from .settings import BindAddress, Settings
 from .static import staticResource
 
@@ -40,7 +40,7 @@ class HttpServer:
             self.start()
 
     def _adapter(self, settings: Settings) -> Any:
-        return build_adapter(self.handler, settings.interface, self.args)
+        return build_embedded_adapter(settings, self.handler, self.args)
 
     def _run(self) -> int:
         name = getattr(self.handler, "__qualname__", type(self.handler).__name__)

@@ -9,14 +9,12 @@ from the table; `--check` exits 1 when either is stale.
 from __future__ import annotations
 
 import argparse
-import difflib
 import os
 import sys
 import textwrap
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import fields
-from importlib import metadata
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -56,8 +54,10 @@ _COMPARED = frozenset(f.name for f in fields(Settings) if f.compare)
 def package_version() -> str:
     """The installed forkhttpd version, or "0.1.0.dev0" when running from a source tree."""
     try:
+        from importlib import metadata  # only here: it drags zipfile, csv, email, ...
+
         return metadata.version("forkhttpd")
-    except metadata.PackageNotFoundError:
+    except Exception:  # noqa: BLE001 - metadata.PackageNotFoundError: a source tree
         return "0.1.0.dev0"
 
 
@@ -150,6 +150,8 @@ def _convert(setting: Setting, raw: object, where: str, errors: list[str],
 
 def _close(word: str, known: Mapping[str, str]) -> str | None:
     """The value of the key of `known` most like `word` (if any is alike enough)."""
+    import difflib  # error path only
+
     close = difflib.get_close_matches(word, list(known), n=1)
     return known[close[0]] if close else None
 

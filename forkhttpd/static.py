@@ -1,24 +1,28 @@
-"""Static files as a native handler (picohttp's staticResource and the default app); must not
-import serve, worker or arbiter: the file body is handed to the connection as an open file,
-which sends it with os.sendfile.
+"""Static files as a native handler (picohttp's staticResource, the default app and the
+--static mounts); must not import serve, worker or arbiter: the file body is handed to the
+connection as an open file (or a FileSlice for a Range), which sends it with os.sendfile.
 
 The path mapping refuses everything that could leave the root: "..", encoded dots and
 slashes, backslashes, NUL, and (unless told otherwise) symlinks whose target lies outside.
 Every refusal is a 404, the same answer as a missing file, so nothing about the disk leaks.
+Conditional requests (RFC 9110 13) get 304, a single byte range (RFC 9110 14) 206 or 416,
+and a directory without index.html a listing when asked for (--list-directories).
 """
 
 from __future__ import annotations
 
+import html
 import mimetypes
 import os
+import re
 import stat
 from email.utils import formatdate, parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote, unquote
 
-from .response import HttpResponse
+from .response import FileSlice, HttpResponse
 
-__all__ = ["StaticFiles", "resolve_path", "staticResource"]
+__all__ = ["StaticFiles", "byte_range", "resolve_path", "staticResource"]
 
 _NOT_FOUND = b"Not Found\n"
 
@@ -64,6 +68,13 @@ def _etag(st: os.stat_result) -> str:
     return f'"{st.st_mtime_ns:x}-{st.st_size:x}"'
 
 
+def _http_time(text: str) -> float | None:
+    try:
+        return parsedate_to_datetime(text).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
 def _not_modified(headers: Any, etag: str, mtime: float) -> bool:
     """RFC 9110 13.1.2 and 13.1.3: If-None-Match wins; If-Modified-Since only without it."""
     if_none_match = headers.get("if-none-match")
@@ -72,11 +83,47 @@ def _not_modified(headers: Any, etag: str, mtime: float) -> bool:
         return "*" in tags or etag in tags
     since = headers.get("if-modified-since")
     if since:
-        try:
-            return int(mtime) <= parsedate_to_datetime(since).timestamp()
-        except (TypeError, ValueError, IndexError, OverflowError):
-            return False
+        when = _http_time(since)
+        return when is not None and int(mtime) <= when
     return False
+
+
+_RANGE = re.compile(r"bytes[ \t]*=[ \t]*(\d*)[ \t]*-[ \t]*(\d*)[ \t]*", re.IGNORECASE)
+
+
+def byte_range(header: str, size: int) -> tuple[int, int] | None | bool:
+    """Range header -> (first, last) inclusive; None to ignore it (malformed, or several
+    ranges: RFC 9110 14.2 lets a server send the whole file); False if unsatisfiable."""
+    match = _RANGE.fullmatch(header)
+    if match is None:
+        return None
+    first, last = match.groups()
+    if not first:
+        if not last:
+            return None
+        suffix = int(last)  # "-N": the last N bytes
+        if suffix == 0 or size == 0:
+            return False
+        return max(0, size - suffix), size - 1
+    start = int(first)
+    end = int(last) if last else size - 1
+    if last and end < start:
+        return None  # RFC 9110 14.1.1: an invalid range-spec makes the header invalid
+    if start >= size:
+        return False
+    return start, min(end, size - 1)
+
+
+def _if_range_holds(headers: Any, etag: str, mtime: float) -> bool:
+    """RFC 9110 13.1.5: a Range counts only while the representation is the one named."""
+    value = headers.get("if-range")
+    if value is None:
+        return True
+    value = value.strip()
+    if value.startswith(('"', "W/")):
+        return value == etag  # strong comparison: a weak tag never matches
+    when = _http_time(value)
+    return when is not None and int(mtime) == int(when)
 
 
 class StaticFiles:
@@ -84,12 +131,15 @@ class StaticFiles:
 
     def __init__(self, root: str = ".", index: str = "index.html",
                  default_type: str = "text/plain", follow_symlinks: bool = False,
-                 prefix: str = "") -> None:
+                 prefix: str = "", list_directories: bool = False,
+                 show_hidden: bool = False) -> None:
         self.root = os.path.realpath(root)
         self.index = index
         self.default_type = default_type
         self.follow_symlinks = follow_symlinks
         self.prefix = prefix.rstrip("/")
+        self.list_directories = list_directories
+        self.show_hidden = show_hidden
 
     def __call__(self, request: Any, response: HttpResponse) -> None:
         if request.method not in ("GET", "HEAD"):
@@ -99,9 +149,9 @@ class StaticFiles:
             return
         raw_path: str = request.raw_path
         if self.prefix:
-            raw_path = raw_path[len(self.prefix):] or "/"
+            raw_path = raw_path[len(self.prefix):]
         try:
-            path = resolve_path(self.root, raw_path, self.follow_symlinks)
+            path = resolve_path(self.root, raw_path or "/", self.follow_symlinks)
         except UnicodeDecodeError:
             path = None
         if path is None:
@@ -110,31 +160,95 @@ class StaticFiles:
             st = os.stat(path)
             if stat.S_ISDIR(st.st_mode):
                 if not raw_path.endswith("/"):
-                    # RFC 9110 15.4.2: send the client to the canonical directory URL.
-                    location = quote(self.prefix + raw_path, safe="/%") + "/"
-                    if request.raw_query:
-                        location += "?" + request.raw_query
-                    response.status = 301
-                    response.headers["Location"] = location
-                    response.data = b""
-                    return
-                path = os.path.join(path, self.index)
-                st = os.stat(path)
+                    return self._redirect_to_directory(request, response, raw_path)
+                directory = path
+                path = os.path.join(directory, self.index)
+                try:
+                    st = os.stat(path)
+                except FileNotFoundError:
+                    if self.list_directories:
+                        return self._listing(request, response, directory)
+                    raise
             if not stat.S_ISREG(st.st_mode):
                 return self._not_found(response)
             handle = open(path, "rb")  # noqa: SIM115 - the connection sends and closes it
         except OSError:
             return self._not_found(response)
+        self._file(request, response, path, handle, st)
+
+    def _file(self, request: Any, response: HttpResponse, path: str, handle: Any,
+              st: os.stat_result) -> None:
         etag = _etag(st)
-        response.headers["Content-Type"] = content_type_for(path, self.default_type)
-        response.headers["ETag"] = etag
-        response.headers["Last-Modified"] = formatdate(st.st_mtime, usegmt=True)
+        headers = response.headers
+        headers["ETag"] = etag
+        headers["Last-Modified"] = formatdate(st.st_mtime, usegmt=True)
         if _not_modified(request.headers, etag, st.st_mtime):
             handle.close()
             response.status = 304
             response.data = b""
             return
-        response.data = handle
+        headers["Content-Type"] = content_type_for(path, self.default_type)
+        headers["Accept-Ranges"] = "bytes"
+        wanted = request.headers.get("range")
+        if (wanted is None or request.method != "GET"  # RFC 9110 14.2: GET only
+                or not _if_range_holds(request.headers, etag, st.st_mtime)):
+            response.data = handle
+            return
+        span = byte_range(wanted, st.st_size)
+        if span is None:
+            response.data = handle
+        elif span is False:
+            handle.close()
+            response.status = 416  # RFC 9110 15.5.17: say how long the file is
+            headers["Content-Range"] = f"bytes */{st.st_size}"
+            headers["Content-Type"] = "text/plain; charset=utf-8"
+            response.data = b"Range Not Satisfiable\n"
+        else:
+            first, last = span  # type: ignore[misc]
+            response.status = 206
+            headers["Content-Range"] = f"bytes {first}-{last}/{st.st_size}"
+            response.data = FileSlice(handle, first, last - first + 1)
+
+    def _redirect_to_directory(self, request: Any, response: HttpResponse,
+                               raw_path: str) -> None:
+        # RFC 9110 15.4.2: send the client to the canonical directory URL.
+        location = quote(self.prefix + raw_path, safe="/%") + "/"
+        if location.startswith("//"):
+            location = "/" + location.lstrip("/")  # never a scheme-relative URL
+        if request.raw_query:
+            location += "?" + request.raw_query
+        response.status = 301
+        response.headers["Location"] = location
+        response.data = b""
+
+    def _listing(self, request: Any, response: HttpResponse, directory: str) -> None:
+        """An HTML list of the directory's entries, names escaped, sorted, dot files hidden
+        unless --show-hidden, and entries leading outside the root left out."""
+        try:
+            names = os.listdir(directory)
+        except OSError:
+            return self._not_found(response)
+        items = []
+        for name in sorted(names, key=lambda n: (n.lower(), n)):
+            if name.startswith(".") and not self.show_hidden:
+                continue
+            full = os.path.join(directory, name)
+            real = os.path.realpath(full)
+            if not self.follow_symlinks and not real.startswith(self.root + os.sep):
+                continue
+            suffix = "/" if os.path.isdir(full) else ""
+            href = quote(name, errors="surrogateescape") + suffix
+            label = html.escape(name.encode("utf-8", "surrogateescape")
+                                .decode("utf-8", "replace") + suffix)
+            items.append(f'<li><a href="{html.escape(href)}">{label}</a></li>')
+        shown = html.escape(unquote(request.raw_path, errors="replace"))
+        parent = '<li><a href="../">../</a></li>' if request.raw_path.rstrip("/") else ""
+        page = (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+                f"<title>Directory listing for {shown}</title></head>\n<body>\n"
+                f"<h1>Directory listing for {shown}</h1>\n<hr>\n<ul>\n{parent}"
+                + "\n".join(items) + "\n</ul>\n<hr>\n</body></html>\n")
+        response.headers["Content-Type"] = "text/html; charset=utf-8"
+        response.data = page.encode("utf-8")
 
     @staticmethod
     def _not_found(response: HttpResponse) -> None:

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 import psutil
 
-__all__ = ["Sample", "Verdict", "judge", "observe", "watch"]
+__all__ = ["ProcessInfo", "Sample", "Verdict", "children_info", "judge", "observe", "process_info",
+           "watch"]
 
 _MIB = 1024 * 1024
 
@@ -88,3 +89,39 @@ def judge(*, now: float, last_beat: float, sample: Sample, timeout: float, max_r
             return Verdict("kill", "rss")
         return Verdict("recycle", "rss")
     return OK
+
+
+# -- for `forkhttpd status` (control.py): a read-only look at a running master ---------------
+@dataclass(frozen=True)
+class ProcessInfo:
+    """One process of a running server, as `forkhttpd status` shows it."""
+
+    pid: int
+    title: str
+    started: float  # seconds since the epoch
+    rss_mib: float
+    user: str
+
+
+def process_info(pid: int) -> ProcessInfo | None:
+    """The title (setproctitle's), start time, memory and user of `pid`; None if it is gone."""
+    try:
+        process = psutil.Process(pid)
+        with process.oneshot():
+            if process.status() == psutil.STATUS_ZOMBIE:
+                return None
+            return ProcessInfo(pid, " ".join(process.cmdline()).strip(),
+                               process.create_time(), process.memory_info().rss / _MIB,
+                               process.username())
+    except (psutil.Error, KeyError):  # KeyError: a uid without a passwd entry
+        return None
+
+
+def children_info(pid: int) -> list[ProcessInfo]:
+    """The direct children of `pid` (a master's zygotes and workers), oldest first."""
+    try:
+        children = psutil.Process(pid).children()
+    except psutil.Error:
+        return []
+    found = [info for info in (process_info(child.pid) for child in children) if info]
+    return sorted(found, key=lambda info: (info.started, info.pid))

@@ -20,7 +20,7 @@ from setproctitle import setproctitle
 
 from . import heartbeat, logs
 from .exchange import Exchange, HandlerTimeout
-from .heartbeat import Slot
+from .heartbeat import Meter, Slot
 from .interfaces import Adapter
 from .protocol import Limits
 from .serve import ServeLoop, ServeOptions
@@ -76,11 +76,13 @@ class _Worker:
             if self.max_rss_pages else -1
         self.next_rss_check = 0.0
         self.leaving = ""  # why the worker stops on its own ("rss"), when it does
+        self.meter = Meter(slot)  # observability: per-request counters, flushed per tick
         self.loop = ServeLoop(listeners, adapter, serve_options(settings), self.tick,
-                              self.wake_r, self.on_response
-                              if self.access or self.max_rss_pages else None)
+                              self.wake_r,
+                              self.on_response if self.access or self.max_rss_pages
+                              else self.meter.response,
+                              self.meter.begin)
         self.last_title = ""
-        self.reopen_logs = False
 
     # -- signals: record and wake, nothing more (except the handler timeout) --------------
     def on_term(self, signum: int, frame: FrameType | None) -> None:
@@ -94,10 +96,11 @@ class _Worker:
 
     def on_quit(self, signum: int, frame: FrameType | None) -> None:
         self.slot.set_exit_reason(heartbeat.EXIT_REASONS.index("shutdown"))
+        self.flush()
         os._exit(0)
 
     def on_usr1(self, signum: int, frame: FrameType | None) -> None:
-        self.reopen_logs = True  # done by tick(), not in the middle of a log write
+        logs.ask_reopen()  # done by tick(), in the loop: never half-way through a write
         self._wake()
 
     def on_alarm(self, signum: int, frame: FrameType | None) -> None:
@@ -116,12 +119,9 @@ class _Worker:
         slot = self.slot
         slot.beat(now)
         loop = self.loop
-        if self.reopen_logs:
-            self.reopen_logs = False
-            logs.reopen_logs()
-            _dump_stacks_to_error_log()
-        slot.counts(loop.requests, 0, len(loop.conns))
-        slot.set_state(heartbeat.IDLE if not loop.stopping else heartbeat.EXITING)
+        self.flush()
+        if logs.reopen_if_asked():
+            _dump_stacks_to_error_log()  # faulthandler follows the error log to its new file
         parent = os.getppid()
         if parent != self.master_pid and parent != self.parent_at_fork:
             logs.error_log.warning("master %d is gone; exiting", self.master_pid)
@@ -142,15 +142,23 @@ class _Worker:
             self.last_title = title
 
     def on_response(self, exchange: Exchange) -> None:
+        duration = self.meter.response(exchange)
         if self.max_rss_pages and exchange.start >= self.next_rss_check:
             near = self._check_rss() * 4 > self.max_rss_pages * 3  # past 3/4: every response
             self.next_rss_check = exchange.start + (0.0 if near else 0.01)
-        if self.access is None:
-            return
-        request = exchange.request
-        self.access.write(exchange.peer, request.request_line, exchange.status,
-                          exchange.bytes_sent, int((time.monotonic() - exchange.start) * 1e6),
-                          request.headers)
+        if self.access is not None:
+            self.access.log(exchange, duration)
+
+    def flush(self) -> None:
+        """Counters and state to the scoreboard, buffered access-log lines to their file."""
+        loop = self.loop
+        meter = self.meter
+        meter.flush(len(loop.conns))
+        meter.set_state(heartbeat.EXITING if loop.stopping else
+                        heartbeat.READING if loop.reading() else
+                        heartbeat.KEEPALIVE if loop.conns else heartbeat.IDLE)
+        if self.access is not None:
+            self.access.flush()
 
     def _check_rss(self) -> int:
         """Over --max-rss: leave gracefully, as on TERM (the master sees the slot's state
@@ -180,27 +188,20 @@ class _Worker:
             signal.signal(ignored, signal.SIG_IGN)
         signal.siginterrupt(signal.SIGALRM, True)
         logs.set_role(f"worker {self.number}")
-        if self.settings.error_logfile not in ("-", ""):
-            logs.reopen_logs()  # the zygote's file may have been rotated since it opened it
+        logs.reopen_logs()  # by name: the zygote's copy may be a file rotated since
         _dump_stacks_to_error_log()
         self.tick(time.monotonic())
         self.loop.run()
-        self.slot.counts(self.loop.requests, 0, 0)
+        self.flush()
         self.slot.set_state(heartbeat.EXITING)
         self.slot.set_exit_reason(heartbeat.EXIT_REASONS.index(self.leaving or "shutdown"))
 
 
 def _dump_stacks_to_error_log() -> None:
     """faulthandler writes the stacks to the error log on SIGABRT (the master's timeout)."""
-    stream: Any = sys.stderr
-    for handler in logs.error_log.handlers:
-        candidate = getattr(handler, "stream", None)
-        if candidate is not None and hasattr(candidate, "fileno"):
-            stream = candidate
-            break
     try:
-        faulthandler.enable(file=stream, all_threads=True)
-    except (ValueError, OSError, AttributeError):
+        faulthandler.enable(file=logs.error_fd(), all_threads=True)
+    except (ValueError, OSError):
         pass
 
 

@@ -75,6 +75,7 @@ class Generations(Supervising):
     fast_failures: int
     spawn_not_before: float
     early_exits: dict[int, int]
+    observer: Any  # status.Observer: counters, status server and file
 
     # -- starting ---------------------------------------------------------------------------
     def _start_generation(self) -> Generation:
@@ -180,6 +181,7 @@ class Generations(Supervising):
         if gen is self.pending:
             self.pending = None
             self.last_reload = f"failed: {gen.failure}"
+            self.observer.reloaded(False)
             log.error("reload failed: generation %d cannot load the app: %s%s", gen.number,
                       gen.failure, traceback)
             log.error("reload failed; generation %d keeps serving; the next SIGHUP tries "
@@ -252,6 +254,7 @@ class Generations(Supervising):
             except Exception as error:  # noqa: BLE001 - a bad config never stops the server
                 log.error("reload: configuration rejected, keeping the running one: %s", error)
                 self.last_reload = f"failed: {error}"
+                self.observer.reloaded(False)
                 systemd.notify("READY=1", f"STATUS=reload failed: {error}"[:200])
                 return
             self._apply_settings(new)

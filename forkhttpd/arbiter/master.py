@@ -27,9 +27,10 @@ from setproctitle import setproctitle
 from .. import logs, systemd
 from ..heartbeat import Scoreboard
 from ..interfaces import Adapter
-from ..listeners import describe
+from ..listeners import BindError, describe
 from ..planning import plan_workers
 from ..signals import SignalQueue
+from ..status import Observer
 from .children import become_subreaper, send
 from .generations import Generation, Generations, StartupError
 from .supervise import WorkerRecord
@@ -76,8 +77,10 @@ class Arbiter(Generations):
         self.last_reload = "none"
         self.last_failure = ""
         self.last_title = ""
+        self.started = time.monotonic()
         self.next_watchdog = 0.0
         self.watchdog = systemd.watchdog_interval()
+        self.observer = Observer(self)  # observability: counters, status server and file
 
     # -- the loop -----------------------------------------------------------------------
     def run(self) -> int:
@@ -86,15 +89,20 @@ class Arbiter(Generations):
         self.signals = SignalQueue()
         self._title()
         try:
+            try:
+                self.observer.start()
+            except BindError as error:
+                raise StartupError(f"--status-bind: {error}") from None
             self._start_generation()
             while True:
                 readable = [self.signals.read_fd] + [
                     g.msg_r for g in self.generations.values() if g.msg_r >= 0]
                 try:
-                    ready, _, _ = select.select(readable, [], [],
-                                                _FAST_TICK if self.watchful else _TICK)
+                    ready, writable, _ = select.select(
+                        readable + self.observer.read_fds(), self.observer.write_fds(), [],
+                        _FAST_TICK if self.watchful else _TICK)
                 except InterruptedError:
-                    ready = []
+                    ready, writable = [], []
                 for signum in self.signals.pending():
                     self._on_signal(signum)
                 for gen in list(self.generations.values()):
@@ -103,6 +111,7 @@ class Arbiter(Generations):
                 now = time.monotonic()
                 self._reap(now)
                 self._supervise(now)
+                self.observer.step(ready, writable, now)
                 if self.stopping:
                     if not any(w.pid > 0 for w in self.workers.values()) or (
                             now >= self.stop_deadline):
@@ -112,6 +121,7 @@ class Arbiter(Generations):
                     self._ping_watchdog(now)
                 self._title()
         finally:
+            self.observer.close()
             self.signals.close()
 
     def _on_signal(self, signum: int) -> None:
@@ -192,9 +202,10 @@ class Arbiter(Generations):
             systemd.notify("READY=1", f"MAINPID={self.pid}", self._status_line())
             if self.on_ready is not None:
                 self.on_ready()
-        if self.last_reload == "rolling" and not any(
+        if self.last_reload == "rolling" and self.pending is None and not any(
                 w.generation != gen.number for w in self.workers.values()):
             self.last_reload = f"ok: generation {gen.number}"
+            self.observer.reloaded(True)
             log.info("reload complete: generation %d serves", gen.number)
             systemd.notify("READY=1", self._status_line())
 
@@ -257,9 +268,7 @@ class Arbiter(Generations):
         return [describe(sock) for sock in self.listeners]
 
     def _status_line(self) -> str:
-        count = sum(1 for w in self.workers.values() if w.pid > 0)
-        gen = self.current.number if self.current else 0
-        return f"STATUS={count} workers, generation {gen}, last reload: {self.last_reload}"
+        return "STATUS=" + self.observer.summary()
 
     def _title(self) -> None:
         gen = self.current.number if self.current else 0

@@ -16,12 +16,10 @@ from ..heartbeat import Scoreboard
 from ..supervision import Sample, judge, observe
 from .children import describe_status, send
 
-__all__ = ["BEAT_PERIOD", "RECYCLES", "STAGGERED", "Supervising", "WorkerRecord",
-           "exit_reason"]
+__all__ = ["RECYCLES", "STAGGERED", "Supervising", "WorkerRecord", "exit_reason"]
 
 log = logs.error_log
 
-BEAT_PERIOD = 0.25  # a worker's loop beats this often (serve.py's housekeeping period)
 # Planned recycles are staggered: one starts only while no other worker of its generation
 # is being recycled. Memory and timeout replacements never wait: waiting makes them worse.
 STAGGERED = ("max-requests", "lifetime")
@@ -82,6 +80,7 @@ class Supervising:
     workers: dict[int, WorkerRecord]
     stopping: str
     watchful: bool  # a worker nears --max-rss: the master samples faster
+    observer: Any  # status.Observer: counters, status server and file
     fast_failures: int
     last_fast_death: float
     spawn_not_before: float
@@ -89,7 +88,7 @@ class Supervising:
     # -- the watch ------------------------------------------------------------------------
     def _supervise(self, now: float) -> None:
         settings = self.settings
-        timeout = settings.timeout + BEAT_PERIOD if settings.timeout > 0 else 0.0
+        timeout = settings.timeout  # a worker beats as a request begins and 4x a second
         grace = min(5.0, max(1.0, settings.timeout / 2))
         near = settings.max_rss * 2 / 3 if settings.max_rss else float("inf")
         self.watchful = False
@@ -222,10 +221,11 @@ class Supervising:
         self.board.release(record.slot)
         reason = exit_reason(record.kill_reason, view.exit_reason, status)
         quiet = reason in _QUIET and not os.WIFSIGNALED(status)
+        how = describe_status(status)
         (log.info if quiet else log.warning)(
             "worker %d (pid %d, gen %d) exited: reason=%s, %s, served %d requests",
-            record.number, record.pid, record.generation, reason, describe_status(status),
-            view.requests)
+            record.number, record.pid, record.generation, reason, how, view.requests)
+        self.observer.worker_exited(record, view, reason, how)
         if reason in ("crash", "signal", "exit", "app-error") and not self.stopping and (
                 not record.ready or now - record.spawned < _FAST_DEATH):
             # It could not even start: back off, so that a broken app never makes us spin.

@@ -1,54 +1,156 @@
 """Adapters from a loaded application to "answer one Exchange"; must not import serve, worker
-or arbiter (an adapter only talks to the Exchange it is given)."""
+or arbiter (an adapter only talks to the Exchange it is given).
+
+--interface auto decides from the object itself: a BaseHTTPRequestHandler subclass is a
+handler class; a Flask, Django, Bottle or Pyramid application, or anything carrying
+`__forkhttpd_interface__ = "wsgi"`, is WSGI; any other callable is a native (picohttp)
+handler. A callable whose parameters say otherwise (environ, start_response: WSGI; scope,
+receive, send: ASGI) is ambiguous and refused with the flag to pass.
+"""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 from collections.abc import Callable
 from typing import Any
 
 from ..exchange import Exchange
+from ..protocol import Limits
 from .native import native_adapter
 
 __all__ = ["Adapter", "InterfaceError", "app_label", "build_adapter", "build_app_adapter",
-           "detect_interface"]
+           "build_embedded_adapter", "detect_interface"]
 
 Adapter = Callable[[Exchange], None]
+
+INTERFACES = ("native", "wsgi", "handler-class")
+_WSGI_FRAMEWORKS = {  # (module, class) anywhere in the app's type's MRO
+    ("flask.app", "Flask"), ("flask.sansio.app", "App"),
+    ("django.core.handlers.wsgi", "WSGIHandler"), ("bottle", "Bottle"),
+    ("pyramid.router", "Router"),
+}
 
 
 class InterfaceError(Exception):
     """The app does not fit the requested (or any detectable) interface."""
 
 
+def _is_handler_class(app: Any) -> bool:
+    """A BaseHTTPRequestHandler subclass, or a functools.partial of one (a common way to
+    give SimpleHTTPRequestHandler its directory=)."""
+    if isinstance(app, functools.partial):
+        app = app.func
+    if not isinstance(app, type):
+        return False
+    import http.server  # here, not at the top: the master imports this package too
+
+    return issubclass(app, http.server.BaseHTTPRequestHandler)
+
+
+def _is_wsgi_framework(app: Any) -> bool:
+    kind = app if isinstance(app, type) else type(app)
+    return any((k.__module__, k.__name__) in _WSGI_FRAMEWORKS for k in kind.__mro__)
+
+
+def _parameters(app: Any) -> list[str]:
+    try:
+        return list(inspect.signature(app).parameters)
+    except (TypeError, ValueError):
+        return []
+
+
 def detect_interface(app: Any) -> str:
     """--interface auto: which adapter suits `app`."""
+    marked = getattr(app, "__forkhttpd_interface__", None)
+    if marked is not None:
+        if marked not in INTERFACES:
+            raise InterfaceError(f"{app!r} is marked __forkhttpd_interface__={marked!r}; "
+                                 f"expected one of {', '.join(INTERFACES)}")
+        if _is_handler_class(app) and marked != "handler-class":
+            raise InterfaceError(f"{app!r} is a BaseHTTPRequestHandler class but marked "
+                                 f"{marked!r}: pass --interface {marked} to confirm")
+        return str(marked)
+    if _is_handler_class(app):
+        return "handler-class"
+    if _is_wsgi_framework(app):
+        return "wsgi"
     if not callable(app):
         raise InterfaceError(f"the app {app!r} is not callable; an app is a handler "
                              "function, a WSGI application or a request handler class")
+    names = _parameters(app)
+    if names[:2] == ["environ", "start_response"]:
+        raise InterfaceError(f"{app!r} takes (environ, start_response) like a WSGI "
+                             "application: pass --interface wsgi (or --interface native "
+                             "if it is a picohttp handler)")
+    if names[:3] == ["scope", "receive", "send"]:
+        raise InterfaceError(f"{app!r} looks like an ASGI application, which forkhttpd "
+                             "does not serve: pass --interface native if it is a handler")
     return "native"
 
 
-def build_adapter(app: Any, interface: str = "auto", args: tuple[Any, ...] = ()) -> Adapter:
+def build_adapter(app: Any, interface: str = "auto", args: tuple[Any, ...] = (),
+                  settings: Any = None) -> Adapter:
     """The adapter that answers requests with `app` through `interface`."""
     kind = detect_interface(app) if interface == "auto" else interface
     if kind == "native":
         if not callable(app):
             raise InterfaceError(f"--interface native: {app!r} is not callable")
         return native_adapter(app, args)
-    raise InterfaceError(f"--interface {kind}: not supported yet")
+    if kind == "wsgi":
+        from .wsgi import wsgi_adapter
+
+        if not callable(app):
+            raise InterfaceError(f"--interface wsgi: {app!r} is not callable")
+        return wsgi_adapter(app)
+    if kind == "handler-class":
+        from .handler_class import handler_class_adapter
+
+        if not _is_handler_class(app):
+            raise InterfaceError(f"--interface handler-class: {app!r} is not a subclass of "
+                                 "http.server.BaseHTTPRequestHandler")
+        if settings is None:
+            return handler_class_adapter(app)
+        return handler_class_adapter(
+            app, _limits(settings), settings.keep_alive, settings.header_timeout,
+            settings.max_keepalive_requests)
+    raise InterfaceError(f"--interface {kind}: expected one of {', '.join(INTERFACES)}")
+
+
+def _limits(settings: Any) -> Limits:
+    return Limits(max_request_line=settings.limit_request_line,
+                  max_header_fields=settings.limit_request_fields,
+                  max_header_field_size=settings.limit_request_field_size,
+                  max_body_size=settings.limit_request_body,
+                  require_host=not settings.allow_missing_host)
 
 
 def app_label(settings: Any) -> str:
     """How the app is named in titles and logs."""
-    return str(settings.app) if settings.app else f"static files in {os.getcwd()}"
+    if settings.app:
+        return str(settings.app)
+    if settings.routes:
+        return f"routes in {settings.routes}"
+    return f"static files in {os.getcwd()}"
 
 
 def build_app_adapter(settings: Any) -> Adapter:
     """Load what the settings name (in a zygote or a check process, never in the master)."""
     from ..loader import load_app
-    from ..static import StaticFiles
+    from .router import build_router
 
+    app = None
     if settings.app:
-        app = load_app(settings.app, settings.chdir)
-        return build_adapter(app, settings.interface)
-    return native_adapter(StaticFiles(os.getcwd(), follow_symlinks=settings.follow_symlinks))
+        app = build_adapter(load_app(settings.app, settings.chdir), settings.interface,
+                            settings=settings)
+    return build_router(settings, app)
+
+
+def build_embedded_adapter(settings: Any, handler: Any, args: tuple[Any, ...] = ()) -> Adapter:
+    """forkhttpd.HttpServer's app: the handler object it was given, behind the same router
+    (--static, --routes, --cgi-dir) as an app named on the command line."""
+    from .router import build_router
+
+    return build_router(settings, build_adapter(handler, settings.interface, args,
+                                                settings=settings))

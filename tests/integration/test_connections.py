@@ -273,3 +273,18 @@ def test_client_disconnects_cost_only_their_own_request(server) -> None:  # type
     assert server.request("GET", "/hello")[2] == b"Hello world!"
     assert "Traceback" not in server.stderr
     assert server.proc.poll() is None
+
+
+def test_unread_body_that_has_not_arrived_closes_with_notice(server) -> None:  # type: ignore[no-untyped-def]
+    with connect(server) as sock:
+        sock.sendall(b"POST /noread HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nab")
+        status, headers, body = read_response(sock, bytearray())
+        assert (status, body) == (200, b"did not read the body")
+        assert headers["connection"] == "close"  # announced, not a surprise reset
+    with connect(server) as sock:  # an unread body that did arrive: the connection lives on
+        buffer = bytearray()
+        sock.sendall(b"POST /noread HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
+                     b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, headers, body = read_response(sock, buffer)
+        assert "connection" not in headers
+        assert read_response(sock, buffer)[2] == b"Hello world!"

@@ -1,5 +1,6 @@
-"""The only module that reads and writes client sockets: a worker's epoll loop over its
-listeners and open connections; must not import worker, arbiter, supervision or psutil.
+"""A worker's epoll loop over its listeners and open connections (with connection.py, the only
+code that reads and writes client sockets); must not import worker, arbiter, supervision or
+psutil.
 
 One request is handled at a time, but the worker never waits on an idle keep-alive connection
 or on a client that trickles its head: every connection sits in the epoll set, and
@@ -18,16 +19,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .exchange import ClientGone, Exchange, HandlerTimeout
-from .protocol import NEED_DATA, ConnectionClosed, Limits, ProtocolError, Request, ServerConnection
+from ..exchange import ClientGone, Exchange, HandlerTimeout
+from ..protocol import NEED_DATA, ConnectionClosed, Limits, ProtocolError, Request, ServerConnection
+from .connection import Connection
 
-__all__ = ["Connection", "ServeLoop", "ServeOptions"]
+__all__ = ["ServeLoop", "ServeOptions"]
 
 log = logging.getLogger("forkhttpd.error")
 
-_RECV = 65536
-_DONTWAIT = socket.MSG_DONTWAIT
-_IDLE, _HEAD, _LINGER = 0, 1, 2
+_IDLE, _HEAD, _LINGER = 0, 1, 2  # Connection.phase, as in connection.py
 _LINGER_SECONDS = 2.0  # how long unread request bytes are drained before the final close
 _HOUSEKEEPING = 0.25  # seconds between deadline scans and ticks
 _EPOLLIN = select.EPOLLIN
@@ -47,119 +47,19 @@ class ServeOptions:
     accept_batch: int = 16
 
 
-class Connection:
-    """One client socket with its protocol state; the socket calls live here and nowhere else."""
-
-    __slots__ = ("sock", "fd", "peer", "proto", "phase", "deadline", "head_start",
-                 "served", "registered", "loop")
-
-    def __init__(self, sock: socket.socket, peer: object, proto: ServerConnection,
-                 loop: ServeLoop) -> None:
-        self.sock = sock
-        self.fd = sock.fileno()
-        self.peer = peer
-        self.proto = proto
-        self.phase = _IDLE
-        self.deadline = 0.0
-        self.head_start = 0.0
-        self.served = 0
-        self.registered = False
-        self.loop = loop
-
-    # -- reading -------------------------------------------------------------------------
-    def recv_nowait(self) -> bytes | None:
-        """Bytes if any are waiting, b"" at EOF, None when nothing is there yet."""
-        try:
-            return self.sock.recv(_RECV, _DONTWAIT)
-        except BlockingIOError:
-            return None
-        except (ConnectionResetError, TimeoutError):
-            return b""
-
-    def fill(self, timeout: float) -> None:
-        """Wait up to `timeout` for bytes and feed them to the protocol (b"" at EOF)."""
-        data = self.recv_nowait()
-        if data is None:
-            if timeout <= 0 or not self._wait(select.POLLIN, timeout):
-                raise TimeoutError("no request bytes in time")
-            data = self.recv_nowait()
-            if data is None:
-                return
-        self.proto.receive_data(data)
-
-    # -- writing -------------------------------------------------------------------------
-    def send_all(self, data: bytes | memoryview, timeout: float = 30.0) -> None:
-        """Send everything or raise ClientGone; one send() in the common case."""
-        try:
-            sent = self.sock.send(data, _DONTWAIT)
-            if sent == len(data):
-                return
-        except BlockingIOError:
-            sent = 0
-        except OSError as error:
-            raise ClientGone(str(error)) from None
-        view = memoryview(data)[sent:]
-        deadline = time.monotonic() + timeout
-        while view:
-            if not self._wait(select.POLLOUT, deadline - time.monotonic()):
-                raise ClientGone("client stopped reading")
-            try:
-                view = view[self.sock.send(view, _DONTWAIT):]
-            except BlockingIOError:
-                continue
-            except OSError as error:
-                raise ClientGone(str(error)) from None
-
-    def sendfile(self, fd: int, offset: int, count: int, timeout: float = 30.0) -> int:
-        """Zero-copy file body (os.sendfile); returns the bytes sent."""
-        total = 0
-        deadline = time.monotonic() + timeout
-        self.sock.setblocking(False)
-        try:
-            while count > 0:
-                try:
-                    sent = os.sendfile(self.fd, fd, offset, count)
-                except BlockingIOError:
-                    if not self._wait(select.POLLOUT, deadline - time.monotonic()):
-                        raise ClientGone("client stopped reading") from None
-                    continue
-                except OSError as error:
-                    raise ClientGone(str(error)) from None
-                if sent == 0:
-                    break  # the file shrank under us: stop, the connection will close
-                offset += sent
-                count -= sent
-                total += sent
-                deadline = time.monotonic() + timeout
-        finally:
-            self.sock.setblocking(True)
-        return total
-
-    def _wait(self, events: int, timeout: float) -> bool:
-        if timeout <= 0:
-            return False
-        poller = select.poll()
-        poller.register(self.fd, events)
-        return bool(poller.poll(timeout * 1000.0))
-
-    def close(self) -> None:
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-
 class ServeLoop:
     """A worker's connection loop. `handle(exchange)` answers one request (an adapter)."""
 
     def __init__(self, listeners: list[socket.socket], handle: Callable[[Exchange], None],
                  options: ServeOptions, on_tick: Callable[[float], None] | None = None,
                  wake_fd: int | None = None,
-                 on_response: Callable[[Exchange], None] | None = None) -> None:
+                 on_response: Callable[[Exchange], object] | None = None,
+                 on_request: Callable[[str, float], None] | None = None) -> None:
         self.handle = handle
         self.options = options
         self.on_tick = on_tick
         self.on_response = on_response
+        self.on_request = on_request  # the scoreboard: (request line, start), once a request
         self.wake_fd = wake_fd
         self.epoll = select.epoll()
         self.listeners = {sock.fileno(): sock for sock in listeners}
@@ -244,6 +144,10 @@ class ServeLoop:
             for conn in [c for c in self.conns.values() if c.phase == _IDLE and c.served == 0
                          and not c.proto.has_buffered_data]:
                 conn.deadline = min(conn.deadline, now + 1.0)
+
+    def reading(self) -> bool:
+        """Some connection is part-way through sending a request head (for the scoreboard)."""
+        return any(conn.phase == _HEAD for conn in self.conns.values())
 
     def _stop_accepting(self) -> None:
         """Graceful stop: let go of the listeners, taking what is queued now; no request is
@@ -352,6 +256,8 @@ class ServeLoop:
         close = (self.stopping or options.keep_alive <= 0
                  or 0 < options.max_keepalive_requests <= served)
         exchange = Exchange(conn, request, close, options.header_timeout, options.min_body_rate)
+        if self.on_request is not None:
+            self.on_request(request.request_line, exchange.start)
         self.current = exchange
         self.in_handler = True
         try:
@@ -359,6 +265,9 @@ class ServeLoop:
                 exchange.respond_health(not self.stopping)
             else:
                 self.handle(exchange)
+                if conn.detached:  # the adapter took the connection over and has closed it
+                    self.requests += 1
+                    return False
                 if not exchange.started:
                     exchange.respond_error(500, "Internal Server Error")
         except ClientGone:
@@ -395,7 +304,9 @@ class ServeLoop:
         if self.on_response is not None:
             self.on_response(exchange)
         proto = conn.proto
-        if not proto.keep_alive:
+        if not proto.keep_alive or not proto.request_complete:
+            # a body the handler left unread and that has not fully arrived: we cannot skip
+            # it without waiting for the client, so this connection ends here
             self._close_after_response(conn)
             return False
         proto.start_next_cycle()
@@ -445,3 +356,10 @@ class ServeLoop:
     def _final_close(self, conn: Connection) -> None:
         self.conns.pop(conn.fd, None)
         conn.close()
+
+    def forget(self, conn: Connection) -> None:
+        """Stop watching `conn` without closing it (its new owner will)."""
+        self.conns.pop(conn.fd, None)
+        if conn.registered:
+            conn.registered = False
+            self.epoll.unregister(conn.fd)

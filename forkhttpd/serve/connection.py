@@ -1,0 +1,150 @@
+"""A client connection: the socket calls of forkhttpd live here and in the loop beside it
+(recv, send, sendfile, shutdown, close); must not import worker, arbiter, supervision or
+psutil, and knows nothing of handlers."""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import time
+from typing import TYPE_CHECKING
+
+from ..exchange import ClientGone
+from ..protocol import ServerConnection
+
+if TYPE_CHECKING:
+    from .loop import ServeLoop
+
+__all__ = ["Connection", "IDLE", "HEAD", "LINGER"]
+
+_RECV = 65536
+_DONTWAIT = socket.MSG_DONTWAIT
+IDLE, HEAD, LINGER = 0, 1, 2
+_IDLE, _HEAD, _LINGER = IDLE, HEAD, LINGER
+
+
+class Connection:
+    """One client socket with its protocol state; the socket calls live here and nowhere else."""
+
+    __slots__ = ("sock", "fd", "peer", "proto", "phase", "deadline", "head_start",
+                 "served", "registered", "loop", "detached")
+
+    def __init__(self, sock: socket.socket, peer: object, proto: ServerConnection,
+                 loop: ServeLoop) -> None:
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.peer = peer
+        self.proto = proto
+        self.phase = _IDLE
+        self.deadline = 0.0
+        self.head_start = 0.0
+        self.served = 0
+        self.registered = False
+        self.loop = loop
+        self.detached = False
+
+    # -- reading -------------------------------------------------------------------------
+    def recv_nowait(self) -> bytes | None:
+        """Bytes if any are waiting, b"" at EOF, None when nothing is there yet."""
+        try:
+            return self.sock.recv(_RECV, _DONTWAIT)
+        except BlockingIOError:
+            return None
+        except (ConnectionResetError, TimeoutError):
+            return b""
+
+    def fill(self, timeout: float) -> None:
+        """Wait up to `timeout` for bytes and feed them to the protocol (b"" at EOF)."""
+        data = self.recv_nowait()
+        if data is None:
+            if timeout <= 0 or not self._wait(select.POLLIN, timeout):
+                raise TimeoutError("no request bytes in time")
+            data = self.recv_nowait()
+            if data is None:
+                return
+        self.proto.receive_data(data)
+
+    # -- writing -------------------------------------------------------------------------
+    def send_all(self, data: bytes | memoryview, timeout: float = 30.0) -> None:
+        """Send everything or raise ClientGone; one send() in the common case."""
+        try:
+            sent = self.sock.send(data, _DONTWAIT)
+            if sent == len(data):
+                return
+        except BlockingIOError:
+            sent = 0
+        except OSError as error:
+            raise ClientGone(str(error)) from None
+        view = memoryview(data)[sent:]
+        deadline = time.monotonic() + timeout
+        while view:
+            if not self._wait(select.POLLOUT, deadline - time.monotonic()):
+                raise ClientGone("client stopped reading")
+            try:
+                view = view[self.sock.send(view, _DONTWAIT):]
+            except BlockingIOError:
+                continue
+            except OSError as error:
+                raise ClientGone(str(error)) from None
+
+    def sendfile(self, fd: int, offset: int, count: int, timeout: float = 30.0) -> int:
+        """Zero-copy file body (os.sendfile); returns the bytes sent."""
+        total = 0
+        deadline = time.monotonic() + timeout
+        self.sock.setblocking(False)
+        try:
+            while count > 0:
+                try:
+                    sent = os.sendfile(self.fd, fd, offset, count)
+                except BlockingIOError:
+                    if not self._wait(select.POLLOUT, deadline - time.monotonic()):
+                        raise ClientGone("client stopped reading") from None
+                    continue
+                except OSError as error:
+                    raise ClientGone(str(error)) from None
+                if sent == 0:
+                    break  # the file shrank under us: stop, the connection will close
+                offset += sent
+                count -= sent
+                total += sent
+                deadline = time.monotonic() + timeout
+        finally:
+            self.sock.setblocking(True)
+        return total
+
+    def _wait(self, events: int, timeout: float) -> bool:
+        if timeout <= 0:
+            return False
+        poller = select.poll()
+        poller.register(self.fd, events)
+        return bool(poller.poll(timeout * 1000.0))
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    # -- handing the connection over (takeover.py, for http.server handler classes) --------
+    def detach(self) -> bytes:
+        """The loop forgets this connection; returns the bytes read past the request head
+        (read from the protocol's buffer: ServerConnection has no public accessor yet)."""
+        self.detached = True
+        self.loop.forget(self)
+        return bytes(self.proto._buf)
+
+    def wait_readable(self, timeout: float) -> bool:
+        return self._wait(select.POLLIN, timeout)
+
+    def local_address(self) -> object:
+        try:
+            return self.sock.getsockname()
+        except OSError:
+            return None
+
+    def shutdown(self, how: int = socket.SHUT_WR) -> None:
+        try:
+            self.sock.shutdown(how)
+        except OSError:
+            pass

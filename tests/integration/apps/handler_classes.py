@@ -1,0 +1,38 @@
+"""http.server handler classes served through forkhttpd's handler-class interface."""
+
+import functools
+import json
+import os
+from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler
+
+
+class EchoHandler(BaseHTTPRequestHandler):
+    """A user subclass with do_GET and do_POST, speaking HTTP/1.1 (keep-alive)."""
+
+    protocol_version = "HTTP/1.1"
+
+    def _send(self, status, payload):
+        body = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):  # noqa: N802 - http.server's naming
+        self._send(200, {"method": "GET", "path": self.path, "pid": os.getpid(),
+                         "agent": self.headers.get("User-Agent"),
+                         "client": self.client_address[0]})
+
+    def do_POST(self):  # noqa: N802
+        length = int(self.headers.get("Content-Length", 0))
+        data = self.rfile.read(length).decode()
+        self._send(201, {"method": "POST", "path": self.path, "data": data})
+
+    def log_message(self, format, *args):  # noqa: A002 - http.server's signature
+        pass
+
+
+# SimpleHTTPRequestHandler given its directory, the way http.server's own main() does it
+site_files = functools.partial(SimpleHTTPRequestHandler,
+                               directory=os.path.join(os.path.dirname(__file__), "site"))

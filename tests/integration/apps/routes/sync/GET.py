@@ -1,0 +1,2 @@
+def default(url, body, route):
+    return b"\x00raw"

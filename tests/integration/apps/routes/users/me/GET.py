@@ -1,0 +1,2 @@
+def default(url, body, route):
+    return {"who": "me", "vars": route.vars}
