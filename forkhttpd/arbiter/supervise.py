@@ -136,9 +136,10 @@ class Supervising:
                             over_rss_since=record.over_rss_since,
                             timeout_stage=record.timeout_stage,
                             stage_since=record.stage_since, grace=grace)
-            self._act(record, verdict.action, verdict.reason, now)
+            self._act(record, verdict.action, verdict.reason, now, view.request_line)
 
-    def _act(self, record: WorkerRecord, action: str, reason: str, now: float) -> None:
+    def _act(self, record: WorkerRecord, action: str, reason: str, now: float,
+             line: str = "") -> None:
         if action == "ok":
             return
         if action == "recycle":
@@ -151,9 +152,9 @@ class Supervising:
                 self._retire(record, reason)
             return
         if action == "alarm":
-            log.error("worker %d (pid %d, gen %d) silent for more than %gs; interrupting its "
-                      "handler (SIGALRM)", record.number, record.pid, record.generation,
-                      self.settings.timeout)
+            log.error("worker %d (pid %d) silent for more than %.1fs while serving %r; "
+                      "interrupting its handler (SIGALRM)", record.number, record.pid,
+                      self.settings.timeout, line)
             sig = signal.SIGALRM
         elif action == "abort":
             log.error("worker %d (pid %d) still silent; SIGABRT (its stack follows in the "
