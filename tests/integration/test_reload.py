@@ -91,8 +91,6 @@ def test_a_reload_that_cannot_import_keeps_the_old_code(start_server,  # type: i
         time.sleep(0.3)
     assert kept.failures == [] and fresh.failures == []
     assert set(versions(kept.snapshot() + fresh.snapshot())) == {"v1"}
-    assert re.search(r'relapp\.py", line 3, in <module>\n.*\nImportError: broken release',
-                     log), log
     messages = []
     while True:
         try:
@@ -100,6 +98,8 @@ def test_a_reload_that_cannot_import_keeps_the_old_code(start_server,  # type: i
         except BlockingIOError:
             break
     notify.close()
+    assert re.search(r'relapp\.py", line 3, in <module>\n.*\n.*ERROR ImportError: broken '
+                     r'release', log), log
     assert any("RELOADING=1" in m for m in messages)
     assert any("STATUS=reload failed: --app relapp:handler: importing 'relapp' raised "
                "ImportError: broken release" in m for m in messages), messages
@@ -141,7 +141,7 @@ def test_a_slow_import_keeps_the_old_generation_serving(start_server,  # type: i
     assert load.failures == []
     assert switched - sent >= 3.0
     assert len(during) > 20 and set(versions(during)) == {"v1"}
-    assert slowest < 1.0
+    assert slowest < 2.0  # one that waited on the import would take 3 s or more
 
 
 def test_a_bad_config_on_sighup_changes_nothing(start_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -20,6 +20,18 @@ def ppid_of(pid: int) -> int:
         return int(handle.read().rsplit(")", 1)[1].split()[1])
 
 
+def held_connections(pid: int) -> int:
+    """Client connections a worker holds: its sockets but the one listener."""
+    fds = Path(f"/proc/{pid}/fd")
+    sockets = 0
+    for fd in fds.iterdir():
+        try:
+            sockets += os.readlink(fd).startswith("socket:")
+        except OSError:
+            pass
+    return sockets - 1
+
+
 def zygotes(server) -> list[int]:  # type: ignore[no-untyped-def]
     return [pid for pid in server.children() if "forkhttpd: zygote" in cmdline(pid)]
 
@@ -46,6 +58,7 @@ def test_kill_9_under_load_is_replaced_within_a_second(start_server) -> None:  #
     with Load(server.port, "/sleep?s=0.02", clients=3, keep_alive=False) as load:
         time.sleep(0.5)
         victim = sorted(before)[0]
+        held = held_connections(victim)
         os.kill(victim, signal.SIGKILL)
         killed = time.monotonic()
         assert wait_until(lambda: len(set(server.worker_pids()) - before) == 1
@@ -55,9 +68,11 @@ def test_kill_9_under_load_is_replaced_within_a_second(start_server) -> None:  #
         time.sleep(0.7)
     outcomes = load.snapshot()
     print(f"replacement serving after {replaced * 1000:.0f} ms; "
-          f"{len(load.failures)} failed of {len(outcomes)}")
+          f"{len(load.failures)} failed of {len(outcomes)}; the victim held {held}")
     assert replaced < 1.0
-    assert len(load.failures) <= 1, load.failures  # the killed worker's in-flight request
+    # only what the killed worker held fails: the request in its handler, and any connection
+    # it had accepted whose request had not arrived yet
+    assert len(load.failures) <= max(1, held), load.failures
     assert len(outcomes) > 20
     newcomer = (set(server.worker_pids()) - before).pop()
     log = server.wait_for_log(f"(pid {victim}, gen 1) exited: reason=signal, signal SIGKILL")
@@ -78,7 +93,7 @@ def test_hung_handler_is_answered_503_and_its_worker_replaced(start_server) -> N
     log = server.wait_for_log(f"(pid {old}, gen 1) exited: reason=timeout")
     # the handler's stack, from inside the worker, in the error log
     assert "handler timed out on 'GET /forever HTTP/1.1'" in log
-    assert re.search(r'hang\.py", line \d+, in handler\n\s+time\.sleep\(3600\)', log), log
+    assert re.search(r'hang\.py", line \d+, in handler\n.*ERROR\s+time\.sleep\(3600\)', log), log
     assert "out of memory" not in log and "reason=rss" not in log
     assert wait_until(lambda: server.request("GET", "/pid")[2] not in (b"", str(old).encode()))
     assert server.request("GET", "/pid")[0] == 200
@@ -185,7 +200,8 @@ def test_an_app_that_cannot_load_any_more_never_stops_the_master(start_server,  
         log = server.stderr
         attempts = log.count("cannot load the app") + log.count("still cannot load")
         assert 2 <= attempts <= 7, log  # backing off: 0.5, 1, 2, 4 s ...
-        assert log.count("\nRuntimeError: broken on disk\n") == 1  # the traceback, once
+        # the traceback, once (each line of it carries the log prefix)
+        assert len(re.findall(r"ERROR RuntimeError: broken on disk$", log, re.M)) == 1, log
         assert re.search(r'mymod\.py", line 1, in <module>', log)
         assert (ticks_after - ticks_before) / os.sysconf("SC_CLK_TCK") < 0.5  # no spinning
         assert len(server.worker_pids()) == 2  # the old workers still serve
