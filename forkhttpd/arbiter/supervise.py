@@ -115,7 +115,8 @@ class Supervising:
                 self._kill(record.pid, signal.SIGKILL)
                 record.retire_deadline = now + 5.0
                 continue
-            if record.timeout_stage and now - view.last_beat <= timeout:
+            last_beat = self._last_beat(record, view.last_beat, now, timeout)
+            if record.timeout_stage and now - last_beat <= timeout:
                 # It beats again: the alarm interrupted its handler, which answered 503.
                 # The worker may be left in a strange state; replace it, without waiting.
                 record.timeout_stage = 0
@@ -131,12 +132,24 @@ class Supervising:
                 record.over_rss_since = None
             if record.sample.rss_mib > near and not record.retiring:
                 self.watchful = True  # sample it often: a fast leak must not reach 1.5x
-            verdict = judge(now=now, last_beat=view.last_beat, sample=record.sample,
+            verdict = judge(now=now, last_beat=last_beat, sample=record.sample,
                             timeout=timeout, max_rss=settings.max_rss,
                             over_rss_since=record.over_rss_since,
                             timeout_stage=record.timeout_stage,
                             stage_since=record.stage_since, grace=grace)
             self._act(record, verdict.action, verdict.reason, now, view.request_line)
+
+    def _last_beat(self, record: WorkerRecord, beat: float, now: float,
+                   timeout: float) -> float:
+        """The slot's heartbeat, read again while it looks stale. A worker writes its beat
+        with struct.pack_into, which zero-fills the block before it packs the fields, so a
+        read can catch a zero (or a half-written value) in between; a stuck worker looks
+        stale on every read, a torn read does not repeat."""
+        for _ in range(3):
+            if not timeout or now - beat <= timeout:
+                break
+            beat = max(beat, self.board.read(record.slot).last_beat)
+        return beat
 
     def _act(self, record: WorkerRecord, action: str, reason: str, now: float,
              line: str = "") -> None:

@@ -81,6 +81,21 @@ def test_kill_9_under_load_is_replaced_within_a_second(start_server) -> None:  #
                       or server.request("GET", "/pid")[2] == str(newcomer).encode(), 3)
 
 
+def test_busy_healthy_workers_are_never_taken_for_stuck(start_server) -> None:  # type: ignore[no-untyped-def]
+    # Thousands of requests a second: each rewrites the worker's heartbeat block, which
+    # struct.pack_into zero-fills first; a master that believed one torn read would alarm a
+    # healthy worker. (--max-rss near the workers' size makes the master read 50 times a
+    # second, to give a torn read every chance.)
+    server = start_server("--app", "mymod:handler", "--workers", "2", "--timeout", "5",
+                          "--max-rss", "27")
+    with Load(server.port, "/hello", clients=2, keep_alive=True, max_seconds=4) as load:
+        time.sleep(4)
+    print(f"{len(load.snapshot())} requests, {len(load.failures)} failed")
+    assert load.failures == [] and len(load.snapshot()) > 1000
+    assert "silent for more than" not in server.stderr
+    assert "reason=timeout" not in server.stderr
+
+
 def test_hung_handler_is_answered_503_and_its_worker_replaced(start_server) -> None:  # type: ignore[no-untyped-def]
     server = start_server("--app", "hang:handler", "--workers", "1", "--timeout", "2")
     old = int(server.request("GET", "/pid")[2])

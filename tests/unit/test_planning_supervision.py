@@ -131,3 +131,32 @@ def test_exit_reasons() -> None:
     assert exit_reason("", "shutdown", exited(0)) == "signal"  # a TERM we did not send
     assert exit_reason("", "master-gone", exited(0)) == "master-gone"
     assert exit_reason("", "", exited(0)) == "exit"
+
+
+class _Board:
+    """Reads of one slot's heartbeat, in order (the last one repeats)."""
+
+    def __init__(self, *beats: float) -> None:
+        self.beats = list(beats)
+
+    def read(self, index: int):  # type: ignore[no-untyped-def]
+        from types import SimpleNamespace
+
+        return SimpleNamespace(last_beat=self.beats.pop(0) if len(self.beats) > 1
+                               else self.beats[0])
+
+
+def test_a_torn_heartbeat_read_is_read_again() -> None:
+    from forkhttpd.arbiter.supervise import Supervising, WorkerRecord
+
+    watch = Supervising()
+    record = WorkerRecord(pid=10, number=1, generation=1, slot=0, spawned=0.0)
+    # the first read caught the block zero-filled by the worker's pack_into
+    watch.board = _Board(99.9)  # type: ignore[assignment]
+    assert watch._last_beat(record, 0.0, now=100.0, timeout=30.0) == 99.9
+    # a stuck worker looks stale on every read
+    watch.board = _Board(50.0)  # type: ignore[assignment]
+    assert watch._last_beat(record, 50.0, now=100.0, timeout=30.0) == 50.0
+    # --timeout 0: nothing is read again
+    watch.board = _Board()  # type: ignore[assignment]
+    assert watch._last_beat(record, 0.0, now=100.0, timeout=0.0) == 0.0
