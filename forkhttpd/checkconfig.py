@@ -173,9 +173,10 @@ def import_child(args: list[str]) -> int:
         os.umask(settings.umask)
         if settings.chdir:
             os.chdir(settings.chdir)
-        drop_for_app(settings)
-        from .interfaces import build_app_adapter
+        from .interfaces import build_app_adapter, preload_modules
 
+        preload_modules()  # forkhttpd itself need not be readable by --user
+        drop_for_app(settings)
         build_app_adapter(settings)
         result = {"ok": True, "interface": _interface(settings)}
     except (SettingsError, PrivilegeError, OSError) as error:

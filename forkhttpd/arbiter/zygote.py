@@ -19,7 +19,7 @@ from typing import Any
 from setproctitle import setproctitle
 
 from .. import logs, privileges
-from ..interfaces import Adapter
+from ..interfaces import Adapter, preload_modules
 from ..signals import reset_signals
 from ..worker import run_worker
 
@@ -54,6 +54,8 @@ def zygote_main(master: Any, number: int, cmd_r: int, msg_w: int) -> None:
         # directory caches, so that new and replaced modules are seen as they are now.
         importlib.invalidate_caches()
         try:
+            if master.settings.user or master.settings.group:
+                preload_modules()
             privileges.drop_for_app(master.settings)  # ops: --user/--group, before the import
             adapter = master.make_adapter(master.settings)
         except Exception as error:  # noqa: BLE001 - reported to the master, whatever it is

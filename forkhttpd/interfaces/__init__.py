@@ -21,7 +21,7 @@ from ..protocol import Limits
 from .native import native_adapter
 
 __all__ = ["Adapter", "InterfaceError", "app_label", "build_adapter", "build_app_adapter",
-           "build_embedded_adapter", "detect_interface"]
+           "build_embedded_adapter", "detect_interface", "preload_modules"]
 
 Adapter = Callable[[Exchange], None]
 
@@ -154,3 +154,17 @@ def build_embedded_adapter(settings: Any, handler: Any, args: tuple[Any, ...] = 
 
     return build_router(settings, build_adapter(handler, settings.interface, args,
                                                 settings=settings))
+
+
+def preload_modules() -> None:
+    """Import forkhttpd's own app-loading modules while still privileged: the package may
+    live where the --user cannot read (a root-only virtualenv or checkout), and only the
+    app's code, not the server's, should need to be readable by that user."""
+    import importlib
+
+    for name in ("forkhttpd.loader", "forkhttpd.interfaces.router", "forkhttpd.interfaces.wsgi",
+                 "forkhttpd.interfaces.handler_class", "forkhttpd.sse", "forkhttpd.vshs"):
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass

@@ -74,7 +74,8 @@ def test_daemon_start_status_reload_stop(tmp_path: Path) -> None:
         status = run_forkhttpd("status", "--pid", str(pidfile), timeout=20)
         assert status.returncode == 0, status.stderr
         assert f"master pid {master}" in status.stdout
-        assert "generation 1" in status.stdout and "2 workers:" in status.stdout
+        assert "generation 1" in status.stdout and "2 workers wanted" in status.stdout
+        assert "WORKER" in status.stdout  # the per-worker table
         workers = [p for p in _children(master) if "worker" in cmdline(p)]
         assert len(workers) == 2
         for pid in workers:
