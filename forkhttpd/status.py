@@ -293,6 +293,11 @@ class Observer:
         if self.server is not None and (readable or writable):
             self.server.step(set(readable), set(writable), now)
 
+    def refresh(self) -> None:
+        """Write the snapshot at the next step, not a second later: the workers just became
+        ready (or a reload finished), which is what a `forkhttpd status` right now wants."""
+        self.next_period = 0.0
+
     def _periodic(self, now: float) -> None:
         snapshot = self.snapshot()
         total = snapshot["requests"]["total"]

@@ -197,6 +197,7 @@ class Arbiter(Generations):
         ready = sum(1 for w in self.workers.values() if w.ready and not w.retiring)
         if not self.serving and ready >= self.num_workers:
             self.serving = True
+            self.observer.refresh()
             log.info("serving on %s with %d workers", ", ".join(self._addresses()),
                      self.num_workers)
             systemd.notify("READY=1", f"MAINPID={self.pid}", self._status_line())
@@ -206,6 +207,7 @@ class Arbiter(Generations):
                 w.generation != gen.number for w in self.workers.values()):
             self.last_reload = f"ok: generation {gen.number}"
             self.observer.reloaded(True)
+            self.observer.refresh()
             log.info("reload complete: generation %d serves", gen.number)
             systemd.notify("READY=1", self._status_line())
 

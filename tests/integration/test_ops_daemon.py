@@ -71,15 +71,18 @@ def test_daemon_start_status_reload_stop(tmp_path: Path) -> None:
         assert "serving on" in log.read_text()
         assert time.monotonic() - started < 30
 
-        status = run_forkhttpd("status", "--pid", str(pidfile), timeout=20)
-        assert status.returncode == 0, status.stderr
-        assert f"master pid {master}" in status.stdout
-        assert "generation 1" in status.stdout and "2 workers wanted" in status.stdout
-        assert "WORKER" in status.stdout  # the per-worker table
         workers = [p for p in _children(master) if "worker" in cmdline(p)]
         assert len(workers) == 2
-        for pid in workers:
-            assert f"pid {pid} " in status.stdout
+
+        def status_lists_workers() -> bool:
+            # the master rewrites its status file every second: wait for a fresh one
+            status = run_forkhttpd("status", "--pid", str(pidfile), timeout=20)
+            assert status.returncode == 0, status.stderr
+            assert f"master pid {master}" in status.stdout
+            assert "generation 1" in status.stdout and "2 workers wanted" in status.stdout
+            return all(f" {pid} " in status.stdout for pid in workers)
+
+        assert wait_until(status_lists_workers, 10)
 
         reload = run_forkhttpd("reload", "--pid", str(pidfile), timeout=60)
         assert reload.returncode == 0, reload.stderr
