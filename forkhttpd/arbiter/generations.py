@@ -103,12 +103,19 @@ class Generations(Supervising):
 
     # -- messages from zygotes ------------------------------------------------------------
     def _read_zygote(self, gen: Generation) -> None:
+        if gen.msg_r < 0:
+            return
         try:
             data = os.read(gen.msg_r, 65536)
         except BlockingIOError:
             return
+        except OSError:
+            data = b""  # the pipe is gone: treat it as the zygote's EOF
         if not data:
-            os.close(gen.msg_r)
+            try:
+                os.close(gen.msg_r)
+            except OSError:
+                pass
             gen.msg_r = -1
             data = b"\n"
         gen.buffer += data

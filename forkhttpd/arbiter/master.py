@@ -261,6 +261,7 @@ class Arbiter(Generations):
             for fd in (gen.cmd_w, gen.msg_r):
                 if fd >= 0:
                     os.close(fd)
+            gen.cmd_w = gen.msg_r = -1  # the reaper below must not read a closed pipe
         self._reap(time.monotonic())
         log.info("stopped")
         return 0

@@ -174,3 +174,20 @@ def test_term_while_the_first_generation_loads_exits_0(start_server) -> None:  #
     server.send_signal(signal.SIGTERM)
     assert server.proc.wait(5) == 0
     assert "error" not in server.stderr.lower()
+
+
+def test_int_during_startup_exits_cleanly(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A Ctrl-C that lands while the first generation is still loading (or just after): once
+    the master runs (its title is set), INT is a clean stop, exit 0, no traceback."""
+    import signal as _signal
+    import time as _time
+
+    from .harness import Server, cmdline, wait_until
+
+    for delay in (0.0, 0.05, 0.15):
+        server = Server("--app", "mymod:handler", "--workers", "2", log_dir=tmp_path)
+        assert wait_until(lambda s=server: "forkhttpd: master" in cmdline(s.pid), 10)
+        _time.sleep(delay)
+        code = server.stop(_signal.SIGINT)
+        assert code == 0, server.stderr
+        assert "Traceback" not in server.stderr
