@@ -91,34 +91,32 @@ class FileSlice:
         self.file.close()
 
 
-_date_cache: list[Any] = [0, ""]
+_server_line = f"Server: {SERVER_NAME}\r\n".encode()
+# one clock cache for both forms: [second, IMF-fixdate, b"Date: ...", b"Server: ...Date: ..."]
+_date_cache: list[Any] = [-1, "", b"", b""]
+
+
+def _now_cached() -> list[Any]:
+    now = int(time.time())
+    cache = _date_cache
+    if cache[0] != now:
+        text = formatdate(now, usegmt=True)
+        date_line = f"Date: {text}\r\n".encode()
+        cache[:] = [now, text, date_line, _server_line + date_line]
+    return cache
 
 
 def http_date() -> str:
     """The IMF-fixdate of now (RFC 9110 5.6.7), formatted at most once a second."""
-    now = int(time.time())
-    if _date_cache[0] != now:
-        _date_cache[0] = now
-        _date_cache[1] = formatdate(now, usegmt=True)
-    return str(_date_cache[1])
-
-
-_server_line = f"Server: {SERVER_NAME}\r\n".encode()
-_trusted_cache: list[Any] = [0, b"", b""]
+    return str(_now_cached()[1])
 
 
 def trusted_fields(server: bool = True, date: bool = True) -> bytes:
     """The server's own Date and Server field lines, pre-encoded, rebuilt once a second."""
-    now = int(time.time())
-    cache = _trusted_cache
-    if cache[0] != now:
-        date_line = f"Date: {formatdate(now, usegmt=True)}\r\n".encode()
-        cache[0], cache[1], cache[2] = now, _server_line + date_line, date_line
-    if server and date:
-        return bytes(cache[1])
-    if date:
-        return bytes(cache[2])
-    return _server_line if server else b""
+    if not date:
+        return _server_line if server else b""
+    cache = _now_cached()
+    return cache[3] if server else cache[2]
 
 
 def _encode_value(value: Any) -> tuple[bytes | Any, str | None]:

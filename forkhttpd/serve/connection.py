@@ -21,7 +21,6 @@ __all__ = ["Connection", "IDLE", "HEAD", "LINGER"]
 _RECV = 65536
 _DONTWAIT = socket.MSG_DONTWAIT
 IDLE, HEAD, LINGER = 0, 1, 2
-_IDLE, _HEAD, _LINGER = IDLE, HEAD, LINGER
 
 
 class Connection:
@@ -36,7 +35,7 @@ class Connection:
         self.fd = sock.fileno()
         self.peer = peer
         self.proto = proto
-        self.phase = _IDLE
+        self.phase = IDLE
         self.deadline = 0.0
         self.head_start = 0.0
         self.served = 0

@@ -21,13 +21,15 @@ from dataclasses import dataclass
 
 from ..exchange import ClientGone, Exchange, HandlerTimeout
 from ..protocol import NEED_DATA, ConnectionClosed, Limits, ProtocolError, Request, ServerConnection
+from .connection import HEAD as _HEAD
+from .connection import IDLE as _IDLE
+from .connection import LINGER as _LINGER
 from .connection import Connection
 
 __all__ = ["ServeLoop", "ServeOptions"]
 
 log = logging.getLogger("forkhttpd.error")
 
-_IDLE, _HEAD, _LINGER = 0, 1, 2  # Connection.phase, as in connection.py
 _LINGER_SECONDS = 2.0  # how long unread request bytes are drained before the final close
 _HOUSEKEEPING = 0.25  # seconds between deadline scans and ticks
 _EPOLLIN = select.EPOLLIN

@@ -3,6 +3,7 @@ commands, free loopback ports, and ending daemons (which we started) by PID and 
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import socket
@@ -120,3 +121,14 @@ def kill_daemon(pid: int | None, timeout: float = 15.0) -> None:
             os.killpg(group, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def http_get(port: int, path: str, timeout: float = 10.0) -> tuple[int, bytes]:
+    """GET `path` from a server on loopback: (status, body)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()

@@ -3,7 +3,6 @@ reload|stop|status`: the real forkhttpd, daemons ended by the PID they reported.
 
 from __future__ import annotations
 
-import http.client
 import os
 import re
 import signal
@@ -18,16 +17,7 @@ from forkhttpd.pidfile import holder, read_pid
 
 from .harness import APPS, cmdline, listening_socket, wait_until
 from .ops_support import alive, kill_daemon, run_forkhttpd
-
-
-def _get(port: int, path: str, timeout: float = 10.0) -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request("GET", path)
-        response = conn.getresponse()
-        return response.status, response.read()
-    finally:
-        conn.close()
+from .ops_support import http_get as _get
 
 
 def _children(pid: int) -> list[int]:

@@ -4,7 +4,6 @@ systemd-socket-activate (LISTEN_FDS/LISTEN_PID), and a socket passed as fd://N."
 
 from __future__ import annotations
 
-import http.client
 import os
 import shutil
 import signal
@@ -19,6 +18,7 @@ import pytest
 
 from .harness import APPS, REPO, wait_until
 from .ops_support import NotifySocket, free_port, run_forkhttpd
+from .ops_support import http_get as _get
 
 
 @pytest.fixture
@@ -26,16 +26,6 @@ def notify(tmp_path: Path) -> Any:
     listener = NotifySocket(tmp_path)
     yield listener
     listener.close()
-
-
-def _get(port: int, path: str, timeout: float = 10.0) -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request("GET", path)
-        response = conn.getresponse()
-        return response.status, response.read()
-    finally:
-        conn.close()
 
 
 def test_ready_status_reload_watchdog_and_stopping(start_server, notify, tmp_path) -> None:  # type: ignore[no-untyped-def]
