@@ -15,6 +15,7 @@ import traceback
 from typing import Any
 
 from .listeners import systemd_fds
+from .loader import AppLoadError
 from .pidfile import PidFileError, holder
 from .privileges import PrivilegeError, drop_for_app, resolve
 from .settings import Settings, SettingsError, load_settings
@@ -182,7 +183,9 @@ def import_child(args: list[str]) -> int:
     except (SettingsError, PrivilegeError, OSError) as error:
         result = {"ok": False, "message": str(error)}
     except BaseException as error:  # noqa: BLE001 - the app's failure, whatever it is
-        details = getattr(error, "details", "") or "".join(traceback.format_exception(error))
+        # a load error knows whether it has an app traceback to show ("not found": none)
+        details = (error.details if isinstance(error, AppLoadError)
+                   else "".join(traceback.format_exception(error)))
         result = {"ok": False, "message": str(error) or type(error).__name__,
                   "details": details}
     os.write(result_fd, json.dumps(result).encode())

@@ -59,6 +59,7 @@ def test_an_app_that_is_not_there() -> None:
     result = run_forkhttpd("--check-config", "--app", "mymod:nothing", cwd=APPS)
     assert result.returncode == 1
     assert "module 'mymod' has no attribute 'nothing'" in result.stderr
+    assert "Traceback" not in result.stderr  # a typo in --app is no app failure
 
 
 def test_invalid_settings_exit_1_not_2() -> None:
