@@ -45,6 +45,8 @@ def test_fresh_connections_are_answered_while_keep_alive_clients_hammer(start_se
             time.sleep(0.02)
     finally:
         output = load.communicate(timeout=20)[0]
+    print(f"fresh connections under wrk -c64 keep-alive: n={len(latencies)} "
+          f"p99={p99(latencies) * 1000:.1f} ms max={max(latencies) * 1000:.1f} ms")
     assert len(latencies) > 50
     assert p99(latencies) < 0.100, (p99(latencies), output)
     # and the keep-alive clients were all served too (no starvation among them)
@@ -85,5 +87,7 @@ def test_slowloris_connections_do_not_block_ordinary_requests(start_server) -> N
     finally:
         for sock in slow:
             sock.close()
+    print(f"ordinary requests beside 256 slowloris connections: n={len(latencies)} "
+          f"p99={p99(latencies) * 1000:.1f} ms max={max(latencies) * 1000:.1f} ms")
     assert len(latencies) > 50
     assert p99(latencies) < 0.5, p99(latencies)
