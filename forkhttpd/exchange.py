@@ -164,7 +164,10 @@ class Exchange:
         """Send a finished response: bytes in one send, a file by sendfile, else streamed."""
         body = parts.body
         if not self._body_done:
-            self.discard_body()
+            if self.conn.proto.body_done():
+                self._body_done = True
+            else:
+                self.discard_body()
         # a body left unread that has not all arrived can't be skipped without waiting for
         # the client: say so in this response and close after it
         close = self.close or parts.close or not self._body_done

@@ -96,7 +96,6 @@ class HttpRequest:
         protocol: str,
         fields: list[tuple[str, str]],
         read_body: Callable[[], bytes] | None = None,
-        *,
         target: str = "",
         peer: tuple[str, int] | str | None = None,
     ) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable
-from email.utils import formatdate
 from typing import Any
 
 __all__ = ["FileSlice", "HTTPError", "HttpResponse", "ResponseParts", "finalize", "http_date",
@@ -96,11 +95,23 @@ _server_line = f"Server: {SERVER_NAME}\r\n".encode()
 _date_cache: list[Any] = [-1, "", b"", b""]
 
 
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def imf_fixdate(seconds: float) -> str:
+    """RFC 9110 5.6.7 IMF-fixdate, e.g. "Sun, 06 Nov 1994 08:49:37 GMT" (English names
+    whatever the locale; email.utils would do it too, but costs every worker its imports)."""
+    t = time.gmtime(seconds)
+    return (f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year:04d} "
+            f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT")
+
+
 def _now_cached() -> list[Any]:
     now = int(time.time())
     cache = _date_cache
     if cache[0] != now:
-        text = formatdate(now, usegmt=True)
+        text = imf_fixdate(now)
         date_line = f"Date: {text}\r\n".encode()
         cache[:] = [now, text, date_line, _server_line + date_line]
     return cache
@@ -157,13 +168,22 @@ def finalize(response: HttpResponse, returned: Any = None) -> ResponseParts:
     A returned value (other than None) wins over response.data, and brings its content type
     unless the handler set Content-Type itself. Date and Server are added unless set.
     """
-    content_type: str | None = None
-    if returned is None:
+    content_type: str | None
+    if returned.__class__ is str:  # the most common handler result, without a call
+        body: Any = returned.encode("utf-8")  # type: ignore[union-attr]
+        content_type = "text/plain; charset=utf-8"
+    elif returned is None:
         body, content_type = _encode_data(response.data)
     else:
         body, content_type = _encode_value(returned)
+    close = response.protocol == "HTTP/1.0"
+    if not response.headers:  # nothing set by the handler: no loop, shared field lists
+        fields = _TYPE_FIELDS.get(content_type) if content_type is not None else []
+        if fields is None:
+            fields = [("Content-Type", content_type)]  # type: ignore[list-item]
+        return ResponseParts(int(response.status), fields, body, close, trusted_fields())
     headers: list[tuple[str, str]] = []
-    has_date = has_server = has_type = close = False
+    has_date = has_server = has_type = False
     for name, value in response.headers.items():
         lowered = name.lower()
         if lowered in _FRAMING_FIELDS:
@@ -179,10 +199,15 @@ def finalize(response: HttpResponse, returned: Any = None) -> ResponseParts:
         headers.append((name, value if isinstance(value, str) else str(value)))
     if content_type is not None and not has_type:
         headers.append(("Content-Type", content_type))
-    if response.protocol == "HTTP/1.0":
-        close = True
     return ResponseParts(int(response.status), headers, body, close,
                          trusted_fields(not has_server, not has_date))
+
+
+# The field lists finalize() hands out for the default content types. They are shared, so the
+# writer's cache of encoded field lines finds them at once; nobody mutates ResponseParts.headers.
+_TYPE_FIELDS: dict[str, list[tuple[str, str]]] = {
+    ctype: [("Content-Type", ctype)]
+    for ctype in ("text/plain; charset=utf-8", "application/json", "application/octet-stream")}
 
 
 def error_parts(status: int, message: str) -> ResponseParts:

@@ -3,8 +3,8 @@ values and HTTPError; must not import serve, worker or arbiter."""
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
+from types import CoroutineType
 from typing import Any
 
 from ..exchange import Exchange
@@ -13,6 +13,8 @@ from ..response import HTTPError, HttpResponse, error_parts, finalize
 
 __all__ = ["native_adapter"]
 
+_PROTOCOLS = {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0"}  # picohttp's request.protocol
+
 
 def native_adapter(handler: Callable[..., Any], args: tuple[Any, ...] = ()) -> Callable[
         [Exchange], None]:
@@ -20,14 +22,15 @@ def native_adapter(handler: Callable[..., Any], args: tuple[Any, ...] = ()) -> C
 
     def handle(exchange: Exchange) -> None:
         wire = exchange.request
-        has_body = wire.chunked or bool(wire.content_length)
-        request = HttpRequest(wire.method, wire.path, wire.query, "HTTP/" + wire.version,
-                              wire.headers, exchange.read_body if has_body else None,
-                              target=wire.target, peer=exchange.peer)  # type: ignore[arg-type]
+        request = HttpRequest(wire.method, wire.path, wire.query, _PROTOCOLS[wire.version],
+                              wire.headers,
+                              exchange.read_body if wire.chunked or wire.content_length
+                              else None,
+                              wire.target, exchange.conn.peer)  # type: ignore[arg-type]
         response = HttpResponse()
         try:
             returned = handler(request, response, *args)
-            if inspect.iscoroutine(returned):
+            if returned.__class__ is CoroutineType:
                 import asyncio  # only for async handlers: it costs every process ~6 MiB
 
                 returned = asyncio.run(returned)  # VSHS's async handlers, run to completion

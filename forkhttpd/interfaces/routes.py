@@ -257,5 +257,6 @@ class RoutesDirectory:
             break
         if parts is None:
             parts = error_parts(status, message)
-        parts.headers.extend(extra or ())
+        if extra:
+            parts.headers = parts.headers + extra  # a new list: finalize's may be shared
         exchange.respond(parts)

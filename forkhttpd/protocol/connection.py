@@ -184,6 +184,17 @@ class ServerConnection:
         assert error is not None
         raise ProtocolError(error.status, error.reason)
 
+    def body_done(self) -> bool:
+        """Whether the request body is over (or there is none), so that no event but
+        PAUSED is left in this cycle; consumes the pending EndOfMessage of a bodiless
+        request, as next_event() would, without building the event."""
+        state = self._state
+        if state == _EOM:
+            self._state = _DONE
+            self.request_complete = True
+            return True
+        return state == _DONE
+
     def _incomplete_head(self) -> Event:
         buf = self._buf
         scanner = self._scanner
@@ -325,6 +336,19 @@ class ServerConnection:
                         close: bool = False, reason: str | None = None,
                         trusted: bytes = b"") -> bytes:
         """A whole response with a Content-Length body as one bytes object."""
+        request = self.request
+        line = STATUS_LINES.get(status) if reason is None else None
+        if (line is not None and not close and request is not None and request.keep_alive
+                and request.version == "1.1" and self._response == _R_NONE
+                and (self._state == _DONE or self._state == _EOM) and status >= 200
+                and status != 204 and status != 304 and request.method != "HEAD"):
+            # The common case, decided as _start() would decide it: a 1.1 keep-alive
+            # response with a Content-Length body to a request whose body is consumed.
+            self.keep_alive = True
+            self._response = _R_DONE
+            self._framing = _F_LENGTH
+            return b"".join((line, encode_fields(headers) if headers else b"", trusted,
+                             b"Content-Length: %d\r\n\r\n" % len(body), body))
         head = self._start(status, headers, len(body), reason, close, trusted)
         self._response = _R_DONE
         if self._framing == _F_LENGTH:

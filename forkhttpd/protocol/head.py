@@ -204,20 +204,35 @@ def _values(name: str, names: list[str], values: list[str]) -> list[str]:
 def parse_head(head: str, limits: Limits) -> Request:
     """Parse `head` = request-line CRLF *( field-line CRLF ), without the final empty line."""
     crlf = head.find("\r\n")
-    line = head[:crlf]
-    if len(line) > limits.max_request_line:
+    if crlf > limits.max_request_line:
         diagnose_lines(head, limits, True)
-    m = REQUEST_LINE_RE.fullmatch(line)
+    m = REQUEST_LINE_RE.fullmatch(head, 0, crlf)
     if m is None:
         diagnose_lines(head, limits, True)
     method, target, minor = m.groups()
+    line = head[:crlf]
     version = "1.0" if minor == "0" else "1.1"  # RFC 9110 2.5, see parse_request_line
     if target[0] == "/" and "#" not in target and method != "CONNECT":
         path, _, query = target.partition("?")  # origin-form, the common case
         host: str | None = None
     else:
         path, query, host = parse_target(method, target)
-    headers, names, values = parse_fields(head[crlf + 2:], limits, True, head)
+    # The field lines, inline (parse_fields does the same for trailers): one re.split
+    # validates them all; any text it did not match shows up in parts[::3].
+    block = head[crlf + 2:]
+    if block:
+        parts = FIELD_LINES_RE.split(block)
+        values = parts[2::3]
+        if (any(parts[::3]) or len(values) > limits.max_header_fields
+                or (len(block) > limits.max_header_field_size
+                    and max(map(len, block.split("\r\n"))) > limits.max_header_field_size)):
+            diagnose_lines(head, limits, True)
+        names = list(map(str.lower, parts[1::3]))  # RFC 9110 5.1: case-insensitive names
+        if " \r\n" in block or "\t\r\n" in block:
+            values = [v.rstrip(_OWS) for v in values]  # trailing OWS (RFC 9112 5), rare
+        headers = list(zip(names, values))
+    else:
+        names, values, headers = [], [], []
 
     content_length: int | None = None
     chunked = False
@@ -228,22 +243,22 @@ def parse_head(head: str, limits: Limits) -> Request:
         # Look the few special fields up by name (C-level list ops) instead of
         # looping over every field in Python.
         if "host" in names:
-            host_values = _values("host", names, values)
-            if len(host_values) > 1:
+            if names.count("host") > 1:
                 # RFC 9112 3.2: more than one Host field line MUST get 400
                 raise ProtocolError(400, "multiple Host headers")
-            if host_values[0] not in _VALID_HOSTS:
-                if not HOST_RE.fullmatch(host_values[0]):
+            host_value = values[names.index("host")]
+            if host_value not in _VALID_HOSTS:
+                if not HOST_RE.fullmatch(host_value):
                     # RFC 9112 3.2: a Host field with an invalid value MUST get 400
                     raise ProtocolError(400, "invalid Host header")
-                if len(host_values[0]) <= 300:  # DNS names are <= 253 bytes
+                if len(host_value) <= 300:  # DNS names are <= 253 bytes
                     if len(_VALID_HOSTS) >= 64:
                         _VALID_HOSTS.clear()
-                    _VALID_HOSTS.add(host_values[0])
+                    _VALID_HOSTS.add(host_value)
             has_host = True
             if host is None:
                 # RFC 9112 3.2.2: with absolute-form the target's authority wins
-                host = host_values[0]
+                host = host_value
         if "content-length" in names:
             content_length = _content_length(_values("content-length", names, values))
         if "transfer-encoding" in names:

@@ -42,10 +42,34 @@ def status_line(status: int, reason: str | None) -> bytes:
     return _status_line(int(status), reason)
 
 
+# Handlers send the same few field lists again and again (a Content-Type, a Cache-Control):
+# remembering the validated encoding of each saves the regex pass on the next response. Only
+# lists that passed validation get in; small ones only; bounded by clearing when full.
+_ENCODED: dict[tuple[tuple[str, str], ...], bytes] = {}
+_ENCODED_MAX_ENTRIES = 256
+_ENCODED_MAX_BYTES = 512
+
+
 def encode_fields(headers: Headers) -> bytes:
     """Validate handler-supplied header fields and serialise them (CRLF after each)."""
     if not headers:
         return b""
+    try:
+        key: tuple[tuple[str, str], ...] | None = tuple(headers)
+        cached = _ENCODED.get(key)  # type: ignore[arg-type]
+    except TypeError:  # an unhashable item (a list pair): not cacheable, validated below
+        key = cached = None
+    if cached is not None:
+        return cached
+    encoded = _encode_fields(headers)
+    if key is not None and len(encoded) <= _ENCODED_MAX_BYTES:
+        if len(_ENCODED) >= _ENCODED_MAX_ENTRIES:
+            _ENCODED.clear()
+        _ENCODED[key] = encoded
+    return encoded
+
+
+def _encode_fields(headers: Headers) -> bytes:
     try:
         text = "\r\n".join(map("\0".join, headers)) + "\r\n"
     except TypeError:
