@@ -170,7 +170,7 @@ def finalize(response: HttpResponse, returned: Any = None) -> ResponseParts:
     """
     content_type: str | None
     if returned.__class__ is str:  # the most common handler result, without a call
-        body: Any = returned.encode("utf-8")  # type: ignore[union-attr]
+        body: Any = returned.encode("utf-8")
         content_type = "text/plain; charset=utf-8"
     elif returned is None:
         body, content_type = _encode_data(response.data)

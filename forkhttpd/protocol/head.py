@@ -230,7 +230,8 @@ def parse_head(head: str, limits: Limits) -> Request:
         names = list(map(str.lower, parts[1::3]))  # RFC 9110 5.1: case-insensitive names
         if " \r\n" in block or "\t\r\n" in block:
             values = [v.rstrip(_OWS) for v in values]  # trailing OWS (RFC 9112 5), rare
-        headers = list(zip(names, values))
+        # one split made both lists, so their lengths agree; zip(strict=) costs a kwargs parse
+        headers = list(zip(names, values))  # noqa: B905
     else:
         names, values, headers = [], [], []
 
