@@ -83,7 +83,8 @@ class ServerConnection:
         self._eof = False
         self._state = _HEAD
         self._reader: ContentLengthReader | ChunkedReader | None = None
-        self._scanner = SectionScanner(limits, True)
+        # made on the first incomplete head: most heads arrive whole, in one read
+        self._scanner: SectionScanner | None = None
         self._max_head = limits.max_head_size
         self._error: ProtocolError | None = None
         self._response = _R_NONE
@@ -131,16 +132,17 @@ class ServerConnection:
             if buf.startswith(b"\r\n"):
                 # RFC 9112 2.2: a server SHOULD ignore empty lines before a request-line
                 del buf[:LEADING_CRLF_RE.match(buf).end()]  # type: ignore[union-attr]
-                self._scanner.reset()
-            end = buf.find(b"\r\n\r\n", self._scanner.search_from)
+                if self._scanner is not None:
+                    self._scanner.reset()
+            scanner = self._scanner
+            end = buf.find(b"\r\n\r\n", 0 if scanner is None else scanner.search_from)
             if end < 0:
                 return self._incomplete_head()
             try:
                 if end > self._max_head:
                     # bigger than the line/field limits allow: let the scanner name the
                     # first offending line without regex-parsing a huge head
-                    self._scanner.reset()
-                    self._scanner.scan(buf)
+                    SectionScanner(self.limits, True).scan(buf)
                 request = parse_head(buf[:end + 2].decode("latin-1"), self._head_limits)
             except ProtocolError as exc:
                 self._fail(exc)
@@ -148,7 +150,8 @@ class ServerConnection:
             if request.version == "1.0" and self._head_limits.require_host:
                 self._after_http10()
             del buf[:end + 4]
-            self._scanner.reset()
+            if scanner is not None:
+                scanner.reset()
             self.request = request
             self.keep_alive = request.keep_alive
             if request.chunked:
@@ -198,6 +201,8 @@ class ServerConnection:
     def _incomplete_head(self) -> Event:
         buf = self._buf
         scanner = self._scanner
+        if scanner is None:
+            scanner = self._scanner = SectionScanner(self.limits, True)
         scanner.search_from = max(0, len(buf) - 3)
         try:
             scanner.scan(buf)  # refuse bad or oversize lines before the head is complete
@@ -338,17 +343,21 @@ class ServerConnection:
         """A whole response with a Content-Length body as one bytes object."""
         request = self.request
         line = STATUS_LINES.get(status) if reason is None else None
-        if (line is not None and not close and request is not None and request.keep_alive
-                and request.version == "1.1" and self._response == _R_NONE
-                and (self._state == _DONE or self._state == _EOM) and status >= 200
-                and status != 204 and status != 304 and request.method != "HEAD"):
-            # The common case, decided as _start() would decide it: a 1.1 keep-alive
-            # response with a Content-Length body to a request whose body is consumed.
-            self.keep_alive = True
+        if (line is not None and request is not None and request.version == "1.1"
+                and self._response == _R_NONE and (self._state == _DONE or self._state == _EOM)
+                and status >= 200 and status != 204 and status != 304
+                and request.method != "HEAD"):
+            # The common case, decided as _start() would decide it: a 1.1 response with a
+            # Content-Length body to a request whose body is consumed; it keeps the
+            # connection unless either side asked for the close (RFC 9112 9.6).
+            keep = not close and request.keep_alive
+            self.keep_alive = keep
             self._response = _R_DONE
             self._framing = _F_LENGTH
             return b"".join((line, encode_fields(headers) if headers else b"", trusted,
-                             b"Content-Length: %d\r\n\r\n" % len(body), body))
+                             b"Content-Length: %d\r\n\r\n" % len(body) if keep else
+                             b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body),
+                             body))
         head = self._start(status, headers, len(body), reason, close, trusted)
         self._response = _R_DONE
         if self._framing == _F_LENGTH:

@@ -24,7 +24,7 @@ from ..protocol import NEED_DATA, ConnectionClosed, Limits, ProtocolError, Reque
 from .connection import HEAD as _HEAD
 from .connection import IDLE as _IDLE
 from .connection import LINGER as _LINGER
-from .connection import Connection
+from .connection import Acceptor, Connection
 
 __all__ = ["ServeLoop", "ServeOptions"]
 
@@ -64,7 +64,7 @@ class ServeLoop:
         self.on_request = on_request  # the scoreboard: (request line, start), once a request
         self.wake_fd = wake_fd
         self.epoll = select.epoll()
-        self.listeners = {sock.fileno(): sock for sock in listeners}
+        self.listeners = {sock.fileno(): Acceptor(sock) for sock in listeners}
         for sock in listeners:
             sock.setblocking(False)
             self.epoll.register(sock.fileno(), _EPOLLIN | _EPOLLEXCLUSIVE)
@@ -156,7 +156,7 @@ class ServeLoop:
         handled between accepts, or clients reconnecting after Connection: close would be
         back in the backlog each time, and the drain would never end."""
         now = time.monotonic()
-        for fd, sock in list(self.listeners.items()):
+        for fd, acceptor in list(self.listeners.items()):
             try:
                 self.epoll.unregister(fd)
             except OSError:
@@ -164,7 +164,7 @@ class ServeLoop:
             del self.listeners[fd]
             for _ in range(65536):  # more than any backlog
                 try:
-                    client, peer = sock.accept()
+                    client, peer = acceptor.accept()
                 except OSError:  # BlockingIOError: nothing more is queued
                     break
                 conn = Connection(client, peer, ServerConnection(self.options.limits), self)
@@ -174,12 +174,13 @@ class ServeLoop:
                 self._register(conn)  # a request already sent makes it readable at once
 
     # -- accepting -----------------------------------------------------------------------
-    def _accept(self, listener: socket.socket, limit: int = 0) -> None:
+    def _accept(self, listener: Acceptor, limit: int = 0) -> None:
+        accept = listener.accept
         for _ in range(limit or self.options.accept_batch):
             if self.stopping:
                 return  # _stop_accepting takes what is queued (not one by one, as here)
             try:
-                sock, peer = listener.accept()
+                sock, peer = accept()
             except BlockingIOError:
                 return
             except OSError as error:
