@@ -16,11 +16,10 @@ import mimetypes
 import os
 import re
 import stat
-from email.utils import formatdate, parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote, unquote
 
-from .response import FileSlice, HttpResponse
+from .response import FileSlice, HttpResponse, RawFile, imf_fixdate
 
 __all__ = ["StaticFiles", "byte_range", "resolve_path", "staticResource"]
 
@@ -39,11 +38,9 @@ def content_type_for(path: str, default: str = "text/plain") -> str:
     return guessed
 
 
-def resolve_path(root: str, raw_path: str, follow_symlinks: bool = False) -> str | None:
-    """Map a raw (still percent-encoded) URL path onto a file system path under `root`.
-
-    Returns None for anything unsafe or malformed. `root` must be an absolute real path.
-    """
+def map_path(root: str, raw_path: str) -> str | None:
+    """The file system path under `root` that a raw (still percent-encoded) URL path names,
+    symlinks not resolved; None for anything unsafe or malformed."""
     if "\\" in raw_path or "\x00" in raw_path:
         return None
     parts: list[str] = []
@@ -55,13 +52,47 @@ def resolve_path(root: str, raw_path: str, follow_symlinks: bool = False) -> str
         if decoded in (".", "..") or "/" in decoded or "\\" in decoded or "\x00" in decoded:
             return None
         parts.append(decoded)
-    candidate = os.path.join(root, *parts)
-    if follow_symlinks:
+    return os.path.join(root, *parts)
+
+
+def resolve_path(root: str, raw_path: str, follow_symlinks: bool = False) -> str | None:
+    """Map a raw (still percent-encoded) URL path onto a file system path under `root`.
+
+    Returns None for anything unsafe or malformed. `root` must be an absolute real path.
+    """
+    candidate = map_path(root, raw_path)
+    if candidate is None or follow_symlinks:
         return candidate
     real = os.path.realpath(candidate)
-    if real != root and not real.startswith(root + os.sep):
-        return None
-    return real
+    return real if _beneath(root, real) else None
+
+
+def _beneath(root: str, real: str) -> bool:
+    return real == root or real.startswith(root + os.sep)
+
+
+# O_NONBLOCK: opening a FIFO must not block the worker; O_NOCTTY: never adopt a terminal
+_OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
+
+
+def open_beneath(root: str, path: str, follow_symlinks: bool) -> tuple[int, os.stat_result]:
+    """Open `path` and fstat it; unless `follow_symlinks`, refuse (FileNotFoundError) a file
+    whose real path is outside `root`. The check reads the real path of the descriptor
+    itself (/proc/self/fd), so a symlink swapped in between check and open cannot win, and
+    it costs one readlink instead of realpath's lstat per path component."""
+    fd = os.open(path, _OPEN_FLAGS)
+    try:
+        if not follow_symlinks:
+            try:
+                real = os.readlink(f"/proc/self/fd/{fd}")
+            except OSError:  # no /proc (a bare chroot): resolve the name instead
+                real = os.path.realpath(path)
+            if not _beneath(root, real):
+                raise FileNotFoundError(path)
+        return fd, os.fstat(fd)
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _etag(st: os.stat_result) -> str:
@@ -69,6 +100,8 @@ def _etag(st: os.stat_result) -> str:
 
 
 def _http_time(text: str) -> float | None:
+    from email.utils import parsedate_to_datetime  # only for conditional requests
+
     try:
         return parsedate_to_datetime(text).timestamp()
     except (TypeError, ValueError, IndexError, OverflowError):
@@ -140,6 +173,7 @@ class StaticFiles:
         self.prefix = prefix.rstrip("/")
         self.list_directories = list_directories
         self.show_hidden = show_hidden
+        self._types: dict[str, str] = {}  # file name -> Content-Type (mimetypes is slow)
 
     def __call__(self, request: Any, response: HttpResponse) -> None:
         if request.method not in ("GET", "HEAD"):
@@ -151,52 +185,60 @@ class StaticFiles:
         if self.prefix:
             raw_path = raw_path[len(self.prefix):]
         try:
-            path = resolve_path(self.root, raw_path or "/", self.follow_symlinks)
+            path = map_path(self.root, raw_path or "/")
         except UnicodeDecodeError:
             path = None
         if path is None:
             return self._not_found(response)
         try:
-            st = os.stat(path)
+            fd, st = open_beneath(self.root, path, self.follow_symlinks)
             if stat.S_ISDIR(st.st_mode):
+                os.close(fd)
                 if not raw_path.endswith("/"):
                     return self._redirect_to_directory(request, response, raw_path)
                 directory = path
                 path = os.path.join(directory, self.index)
                 try:
-                    st = os.stat(path)
+                    fd, st = open_beneath(self.root, path, self.follow_symlinks)
                 except FileNotFoundError:
                     if self.list_directories:
                         return self._listing(request, response, directory)
                     raise
             if not stat.S_ISREG(st.st_mode):
+                os.close(fd)
                 return self._not_found(response)
-            handle = open(path, "rb")  # noqa: SIM115 - the connection sends and closes it
         except OSError:
             return self._not_found(response)
-        self._file(request, response, path, handle, st)
+        self._file(request, response, path, RawFile(fd), st)
 
     def _file(self, request: Any, response: HttpResponse, path: str, handle: Any,
               st: os.stat_result) -> None:
         etag = _etag(st)
         headers = response.headers
         headers["ETag"] = etag
-        headers["Last-Modified"] = formatdate(st.st_mtime, usegmt=True)
+        headers["Last-Modified"] = imf_fixdate(st.st_mtime)
         if _not_modified(request.headers, etag, st.st_mtime):
             handle.close()
             response.status = 304
             response.data = b""
             return
-        headers["Content-Type"] = content_type_for(path, self.default_type)
+        name = os.path.basename(path)
+        ctype = self._types.get(name)
+        if ctype is None:
+            if len(self._types) >= 1024:
+                self._types.clear()
+            ctype = self._types[name] = content_type_for(name, self.default_type)
+        headers["Content-Type"] = ctype
         headers["Accept-Ranges"] = "bytes"
+        whole = FileSlice(handle, 0, st.st_size)  # the size is known: no tell/fstat later
         wanted = request.headers.get("range")
         if (wanted is None or request.method != "GET"  # RFC 9110 14.2: GET only
                 or not _if_range_holds(request.headers, etag, st.st_mtime)):
-            response.data = handle
+            response.data = whole
             return
         span = byte_range(wanted, st.st_size)
         if span is None:
-            response.data = handle
+            response.data = whole
         elif span is False:
             handle.close()
             response.status = 416  # RFC 9110 15.5.17: say how long the file is

@@ -350,11 +350,12 @@ class ServerConnection:
             # The common case, decided as _start() would decide it: a 1.1 response with a
             # Content-Length body to a request whose body is consumed; it keeps the
             # connection unless either side asked for the close (RFC 9112 9.6).
+            fields = encode_fields(headers) if headers else b""  # may raise: state untouched
             keep = not close and request.keep_alive
             self.keep_alive = keep
             self._response = _R_DONE
             self._framing = _F_LENGTH
-            return b"".join((line, encode_fields(headers) if headers else b"", trusted,
+            return b"".join((line, fields, trusted,
                              b"Content-Length: %d\r\n\r\n" % len(body) if keep else
                              b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body),
                              body))

@@ -52,7 +52,7 @@ class Connection:
     """One client socket with its protocol state; the socket calls live here and nowhere else."""
 
     __slots__ = ("sock", "fd", "peer", "proto", "phase", "deadline", "head_start",
-                 "served", "registered", "loop", "detached")
+                 "served", "registered", "loop", "detached", "nonblocking")
 
     def __init__(self, sock: _socket.socket, peer: object, proto: ServerConnection,
                  loop: ServeLoop) -> None:
@@ -67,6 +67,7 @@ class Connection:
         self.registered = False
         self.loop = loop
         self.detached = False
+        self.nonblocking = False  # every other call passes MSG_DONTWAIT; sendfile cannot
 
     # -- reading -------------------------------------------------------------------------
     def recv_nowait(self) -> bytes | None:
@@ -116,25 +117,24 @@ class Connection:
         """Zero-copy file body (os.sendfile); returns the bytes sent."""
         total = 0
         deadline = time.monotonic() + timeout
-        self.sock.setblocking(False)
-        try:
-            while count > 0:
-                try:
-                    sent = os.sendfile(self.fd, fd, offset, count)
-                except BlockingIOError:
-                    if not self._wait(select.POLLOUT, deadline - time.monotonic()):
-                        raise ClientGone("client stopped reading") from None
-                    continue
-                except OSError as error:
-                    raise ClientGone(str(error)) from None
-                if sent == 0:
-                    break  # the file shrank under us: stop, the connection will close
-                offset += sent
-                count -= sent
-                total += sent
-                deadline = time.monotonic() + timeout
-        finally:
-            self.sock.setblocking(True)
+        if not self.nonblocking:  # once per connection (a blocking sendfile has no timeout)
+            self.sock.setblocking(False)
+            self.nonblocking = True
+        while count > 0:
+            try:
+                sent = os.sendfile(self.fd, fd, offset, count)
+            except BlockingIOError:
+                if not self._wait(select.POLLOUT, deadline - time.monotonic()):
+                    raise ClientGone("client stopped reading") from None
+                continue
+            except OSError as error:
+                raise ClientGone(str(error)) from None
+            if sent == 0:
+                break  # the file shrank under us: stop, the connection will close
+            offset += sent
+            count -= sent
+            total += sent
+            deadline = time.monotonic() + timeout
         return total
 
     def _wait(self, events: int, timeout: float) -> bool:

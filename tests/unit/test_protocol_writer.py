@@ -343,3 +343,38 @@ def test_start_next_cycle_then_eof_is_closed() -> None:
     conn.receive_data(b"")
     conn.start_next_cycle()
     assert isinstance(conn.next_event(), ConnectionClosed)
+
+
+@pytest.mark.parametrize("request_bytes", [
+    GET11, b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", GET10, HEAD11,
+])
+def test_refused_fields_leave_the_cycle_able_to_answer_500(request_bytes: bytes) -> None:
+    """Header validation happens before any state changes, on the fast path as on the slow
+    one: the server can still send its 500 after a handler's bad field."""
+    conn = ready(request_bytes)
+    with pytest.raises(LocalProtocolError):
+        conn.simple_response(200, [("X-Bad", "a\r\nInjected: 1")], b"body")
+    assert not conn.response_started
+    out = conn.simple_response(500, [("Content-Type", "text/plain")], b"error\n", close=True)
+    assert out.startswith(b"HTTP/1.1 500 Internal Server Error\r\n") or out.startswith(
+        b"HTTP/1.0 500")
+    assert b"Injected" not in out and b"Connection: close\r\n" in out
+
+
+@pytest.mark.parametrize("request_bytes", [
+    GET11, b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", GET10, HEAD11,
+    b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+])
+@pytest.mark.parametrize("status", [200, 204, 304, 404, 599])
+@pytest.mark.parametrize("close", [False, True])
+def test_simple_response_fast_path_matches_start_response(request_bytes: bytes, status: int,
+                                                           close: bool) -> None:
+    """simple_response's shortcut decides exactly what start_response + send_data would."""
+    fields = [("Content-Type", "text/plain")]
+    fast = ready(request_bytes)
+    out = fast.simple_response(status, fields, b"hello", close=close, trusted=b"Server: t\r\n")
+    slow = ready(request_bytes)
+    head = slow.start_response(status, fields, 5, close=close, trusted=b"Server: t\r\n")
+    expected = head + slow.send_data(b"hello") + slow.end_response()
+    assert out == expected
+    assert fast.keep_alive == slow.keep_alive

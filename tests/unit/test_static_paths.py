@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 import pytest
 
-from forkhttpd.static import content_type_for, resolve_path
+from forkhttpd.static import content_type_for, map_path, open_beneath, resolve_path
 
 
 @pytest.fixture
@@ -49,3 +50,31 @@ def test_content_types() -> None:
     assert content_type_for("x.png") == "image/png"
     assert content_type_for("x.zzz") == "text/plain; charset=utf-8"
     assert content_type_for("noext", "application/octet-stream") == "application/octet-stream"
+
+
+def test_open_beneath_checks_the_opened_descriptor(root: str, tmp_path: Path) -> None:
+    """The static handler opens first and checks where the descriptor really points."""
+    fd, st = open_beneath(root, os.path.join(root, "inside-link"), follow_symlinks=False)
+    try:
+        assert os.read(fd, 10) == b"a" and st.st_size == 1
+    finally:
+        os.close(fd)
+    with pytest.raises(FileNotFoundError):
+        open_beneath(root, os.path.join(root, "escape"), follow_symlinks=False)
+    os.symlink(tmp_path, os.path.join(root, "dir-escape"))  # a directory link out, too
+    with pytest.raises(FileNotFoundError):
+        open_beneath(root, os.path.join(root, "dir-escape", "outside.txt"), False)
+    fd, _ = open_beneath(root, os.path.join(root, "escape"), follow_symlinks=True)
+    os.close(fd)
+
+
+def test_open_beneath_does_not_block_on_a_fifo(root: str) -> None:
+    os.mkfifo(os.path.join(root, "pipe"))
+    fd, st = open_beneath(root, os.path.join(root, "pipe"), follow_symlinks=False)
+    os.close(fd)  # opened at once (O_NONBLOCK), and the caller sees it is no regular file
+    assert stat.S_ISFIFO(st.st_mode)
+
+
+def test_map_path_does_not_resolve_symlinks(root: str) -> None:
+    assert map_path(root, "/inside-link") == os.path.join(root, "inside-link")
+    assert map_path(root, "/%2e%2e/x") is None
