@@ -199,10 +199,10 @@ class Exchange:
             head = conn.proto.start_response(parts.status, parts.headers, size, close=close,
                                              trusted=parts.trusted)
             self.started = True
-            conn.send_all(head)
-            self.bytes_sent = len(head)
             status = parts.status
             bodiless = (self.request.method == "HEAD" or status < 200 or status in (204, 304))
+            conn.send_all(head, more=not bodiless and size > 0)
+            self.bytes_sent = len(head)
             if not bodiless and size > 0:
                 sent = conn.sendfile(fd, offset, size)
                 self.bytes_sent += sent

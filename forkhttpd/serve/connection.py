@@ -21,6 +21,7 @@ __all__ = ["Acceptor", "Connection", "IDLE", "HEAD", "LINGER"]
 
 _RECV = 65536
 _DONTWAIT = socket.MSG_DONTWAIT
+_DONTWAIT_MORE = socket.MSG_DONTWAIT | socket.MSG_MORE
 IDLE, HEAD, LINGER = 0, 1, 2
 
 
@@ -91,10 +92,13 @@ class Connection:
         self.proto.receive_data(data)
 
     # -- writing -------------------------------------------------------------------------
-    def send_all(self, data: bytes | memoryview, timeout: float = 30.0) -> None:
-        """Send everything or raise ClientGone; one send() in the common case."""
+    def send_all(self, data: bytes | memoryview, timeout: float = 30.0,
+                 more: bool = False) -> None:
+        """Send everything or raise ClientGone; one send() in the common case. `more`: the
+        caller sends more at once (a file after its head), so TCP may hold this back and
+        put both in the same segments (MSG_MORE overrides TCP_NODELAY for this call)."""
         try:
-            sent = self.sock.send(data, _DONTWAIT)
+            sent = self.sock.send(data, _DONTWAIT_MORE if more else _DONTWAIT)
             if sent == len(data):
                 return
         except BlockingIOError:
