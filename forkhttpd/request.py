@@ -73,10 +73,12 @@ def split_path(raw_path: str) -> list[str]:
     meaning only when not encoded).
     """
     segments = raw_path.split("/")
-    if segments and segments[0] == "":
-        segments = segments[1:]
-    if not segments:
-        return [""]
+    if segments[0] == "":
+        del segments[0]
+        if not segments:
+            return [""]
+    if "%" not in raw_path:
+        return segments  # nothing to decode: the usual case, without a loop
     return [unquote(s, errors="surrogateescape") if "%" in s else s for s in segments]
 
 

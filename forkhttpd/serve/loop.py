@@ -92,7 +92,12 @@ class ServeLoop:
             for fd, _mask in events:
                 conn = conns.get(fd)
                 if conn is not None:
-                    self._guarded(self._readable, conn)
+                    try:  # _guarded(), inlined: this is the per-request path
+                        self._readable(conn)
+                    except Exception:
+                        log.exception("internal error on a connection from %s; closing it",
+                                      conn.peer)
+                        self._final_close(conn)
                 elif fd in listeners:
                     self._accept(listeners[fd])
                 elif fd == self.wake_fd:
