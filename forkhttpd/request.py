@@ -87,7 +87,7 @@ class HttpRequest:
 
     __slots__ = (
         "method", "protocol", "raw_path", "raw_query", "target", "peer", "_fields",
-        "_path", "_query", "_headers", "_body", "_read_body", "environ_extra",
+        "_path", "_query", "_headers", "_body", "_read_body",
     )
 
     def __init__(
@@ -113,7 +113,6 @@ class HttpRequest:
         self._headers: Headers | None = None
         self._body: bytes | None = None if read_body is not None else b""
         self._read_body = read_body
-        self.environ_extra: dict[str, object] = {}
 
     @property
     def path(self) -> list[str]:
