@@ -43,10 +43,15 @@ _FAST_TICK = 0.02  # while a worker nears --max-rss
 
 
 class Arbiter(Generations):
-    """Run the master loop until stopped; `run()` returns the process exit code."""
+    """Run the master loop until stopped; `run()` returns the process exit code.
+
+    `make_adapter(settings)` loads the app in a zygote forked from the master; None (the
+    command line's case) means the app the settings name, loaded by a zygote that is a
+    fresh interpreter (see zygote_entry.py).
+    """
 
     def __init__(self, settings: Any, listeners: list[socket.socket],
-                 make_adapter: Callable[[Any], Adapter], app_label: str,
+                 make_adapter: Callable[[Any], Adapter] | None, app_label: str,
                  reread_settings: Callable[[], Any] | None = None,
                  on_ready: Callable[[], None] | None = None) -> None:
         self.settings = settings
@@ -123,6 +128,7 @@ class Arbiter(Generations):
         finally:
             self.observer.close()
             self.signals.close()
+            self.board.close_fd()
 
     def _on_signal(self, signum: int) -> None:
         if signum == signal.SIGHUP:

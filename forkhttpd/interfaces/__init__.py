@@ -163,7 +163,8 @@ def preload_modules() -> None:
     import importlib
 
     for name in ("forkhttpd.loader", "forkhttpd.interfaces.router", "forkhttpd.interfaces.wsgi",
-                 "forkhttpd.interfaces.handler_class", "forkhttpd.sse", "forkhttpd.vshs"):
+                 "forkhttpd.interfaces.handler_class", "forkhttpd.interfaces.routes",
+                 "forkhttpd.static", "forkhttpd.cgi", "forkhttpd.sse", "forkhttpd.vshs"):
         try:
             importlib.import_module(name)
         except ImportError:
