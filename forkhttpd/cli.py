@@ -17,7 +17,6 @@ from typing import Any
 from . import logs
 from .arbiter import Arbiter, StartupError
 from .daemon import ReadyPipe, detach, refuse_under_service_manager
-from .interfaces import app_label
 from .listeners import BindError, describe, open_listeners, systemd_fds
 from .pidfile import PidFile, PidFileError, holder
 from .privileges import PrivilegeError, hand_over_files, resolve
@@ -63,6 +62,15 @@ def _cleanup(listeners: list[socket.socket], master_pid: int) -> None:
             except OSError:
                 pass
         sock.close()
+
+
+def app_label(settings: Settings) -> str:
+    """How the app is named in titles and logs."""
+    if settings.app:
+        return str(settings.app)
+    if settings.routes:
+        return f"routes in {settings.routes}"
+    return f"static files in {os.getcwd()}"
 
 
 def run_server(settings: Settings, make_adapter: Any = None,

@@ -11,12 +11,10 @@ and a directory without index.html a listing when asked for (--list-directories)
 
 from __future__ import annotations
 
-import html
 import mimetypes
 import os
 import re
 import stat
-from email.utils import formatdate, parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -69,6 +67,8 @@ def _etag(st: os.stat_result) -> str:
 
 
 def _http_time(text: str) -> float | None:
+    from email.utils import parsedate_to_datetime  # only for If-Modified-Since
+
     try:
         return parsedate_to_datetime(text).timestamp()
     except (TypeError, ValueError, IndexError, OverflowError):
@@ -140,6 +140,7 @@ class StaticFiles:
         self.prefix = prefix.rstrip("/")
         self.list_directories = list_directories
         self.show_hidden = show_hidden
+        mimetypes.init()  # here, in the zygote: workers share the tables, not build their own
 
     def __call__(self, request: Any, response: HttpResponse) -> None:
         if request.method not in ("GET", "HEAD"):
@@ -181,6 +182,8 @@ class StaticFiles:
         etag = _etag(st)
         headers = response.headers
         headers["ETag"] = etag
+        from email.utils import formatdate  # not at import: workers without files skip it
+
         headers["Last-Modified"] = formatdate(st.st_mtime, usegmt=True)
         if _not_modified(request.headers, etag, st.st_mtime):
             handle.close()
@@ -228,6 +231,8 @@ class StaticFiles:
             names = os.listdir(directory)
         except OSError:
             return self._not_found(response)
+        import html
+
         items = []
         for name in sorted(names, key=lambda n: (n.lower(), n)):
             if name.startswith(".") and not self.show_hidden:

@@ -20,13 +20,12 @@ import signal
 import socket
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from setproctitle import setproctitle
 
 from .. import logs, systemd
 from ..heartbeat import Scoreboard
-from ..interfaces import Adapter
 from ..listeners import BindError, describe
 from ..planning import plan_workers
 from ..signals import SignalQueue
@@ -34,6 +33,9 @@ from ..status import Observer
 from .children import become_subreaper, send
 from .generations import Generation, Generations, StartupError
 from .supervise import WorkerRecord
+
+if TYPE_CHECKING:
+    from ..interfaces import Adapter
 
 __all__ = ["Arbiter", "StartupError"]
 
