@@ -114,7 +114,8 @@ class Generations(Supervising):
                          self.pid, self.app_label)
         pid = os.fork()
         if pid == 0:
-            exec_zygote(argv, [cmd_r, msg_w, self.board.fd, *fds])  # never returns
+            exec_zygote(argv, [cmd_r, msg_w, self.board.fd, *fds],
+                        f"forkhttpd: zygote gen {number} [{self.app_label}] starting")
         view = memoryview(boot)
         try:
             while view:  # the pipe holds 64 KiB: this blocks only for a huge config

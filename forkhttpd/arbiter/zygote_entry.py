@@ -86,12 +86,15 @@ def bootstrap(settings: Any, number: int, listener_fds: Sequence[int], board_fd:
     return len(data).to_bytes(_SIZE, "big") + data
 
 
-def exec_zygote(argv: list[str], keep: Sequence[int]) -> None:
+def exec_zygote(argv: list[str], keep: Sequence[int], title: str) -> None:
     """In the master's fresh child: keep the descriptors `keep` across exec and become the
     zygote's interpreter. Never returns (exit code 127 when exec fails)."""
     import signal
 
+    from setproctitle import setproctitle
+
     try:
+        setproctitle(title)  # not the master's title, even for the moment until exec
         # Until zygote_main sets its own: a ^C at the terminal must not print a
         # KeyboardInterrupt traceback from the half-started interpreter (an ignored SIGINT
         # stays ignored across exec, and Python then installs no handler of its own).
@@ -158,6 +161,9 @@ def main() -> None:
             _read_exactly(cmd_r, _SIZE), "big")))
         sys.path[:] = boot["path"]
         sys.argv[:] = boot["argv"]
+        from setproctitle import setproctitle
+
+        setproctitle(f"forkhttpd: zygote gen {boot['number']} [{boot['app_label']}] loading")
         settings = settings_from_plain(boot["settings"])
         from .. import logs
 
