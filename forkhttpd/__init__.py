@@ -1,30 +1,42 @@
 """forkhttpd: a production pre-fork HTTP/1.1 server; this module only re-exports the public
-API and must stay cheap to import (the master imports it too)."""
+API and must import nothing at all up front (every process of the server imports it).
+
+Each name is loaded on first use: a worker that serves a WSGI app never needs the static
+files' or VSHS helpers' modules, and HttpServer pulls in the whole master (arbiter, psutil).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .request import HttpRequest
-from .response import HTTPError, HttpResponse
-from .static import staticResource
-from .vshs import URL, Blob, get_query
+if TYPE_CHECKING:
+    from .request import HttpRequest
+    from .response import HTTPError, HttpResponse
+    from .server import HttpServer
+    from .sse import SSEEvent, SSEResponse
+    from .static import staticResource
+    from .vshs import URL, Blob, get_query
 
 __all__ = ["URL", "Blob", "HTTPError", "HttpRequest", "HttpResponse", "HttpServer", "SSEEvent",
            "SSEResponse", "get_query", "staticResource", "__version__"]
 
 __version__ = "0.1.0.dev0"
 
+_HOMES = {"HttpRequest": "request", "HTTPError": "response", "HttpResponse": "response",
+          "HttpServer": "server", "SSEEvent": "sse", "SSEResponse": "sse",
+          "staticResource": "static", "URL": "vshs", "Blob": "vshs", "get_query": "vshs"}
+
 
 def __getattr__(name: str) -> Any:
-    # HttpServer pulls in the whole server (arbiter, psutil), SSE pulls in asyncio: load
-    # them only when asked for.
-    if name == "HttpServer":
-        from .server import HttpServer
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'forkhttpd' has no attribute {name!r}")
+    import importlib
 
-        return HttpServer
-    if name in ("SSEResponse", "SSEEvent"):
-        from . import sse
+    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value  # the next lookup is a plain attribute
+    return value
 
-        return getattr(sse, name)
-    raise AttributeError(f"module 'forkhttpd' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

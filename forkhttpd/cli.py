@@ -17,7 +17,6 @@ from typing import Any
 from . import logs
 from .arbiter import Arbiter, StartupError
 from .daemon import ReadyPipe, detach, refuse_under_service_manager
-from .interfaces import app_label, build_app_adapter
 from .listeners import BindError, describe, open_listeners, systemd_fds
 from .pidfile import PidFile, PidFileError, holder
 from .privileges import PrivilegeError, hand_over_files, resolve
@@ -65,9 +64,19 @@ def _cleanup(listeners: list[socket.socket], master_pid: int) -> None:
         sock.close()
 
 
-def run_server(settings: Settings, make_adapter: Any = build_app_adapter,
+def app_label(settings: Settings) -> str:
+    """How the app is named in titles and logs."""
+    if settings.app:
+        return str(settings.app)
+    if settings.routes:
+        return f"routes in {settings.routes}"
+    return f"static files in {os.getcwd()}"
+
+
+def run_server(settings: Settings, make_adapter: Any = None,
                label: str | None = None, reread: Any = None) -> int:
-    """Bind, start the arbiter (detached with --daemon), and return the exit code."""
+    """Bind, start the arbiter (detached with --daemon), and return the exit code.
+    `make_adapter`: see Arbiter (None: the app the settings name, in exec'd zygotes)."""
     startup = _Startup()
     os.umask(settings.umask)
     if not settings.daemon:

@@ -1,7 +1,9 @@
-"""The scoreboard: one fixed-size slot per worker in an anonymous shared mmap, written by the
-worker's own loop and read by the master; must not import psutil, serve, worker or arbiter.
+"""The scoreboard: one fixed-size slot per worker in a shared mmap, written by the worker's own
+loop and read by the master; must not import psutil, serve, worker, arbiter or dataclasses.
 
-The master creates it before the first fork, so zygotes and workers inherit the same pages.
+The master creates it before the first zygote: a memfd mapped MAP_SHARED, whose descriptor an
+exec'd zygote inherits and maps again (Scoreboard.attach), so that master, zygotes and the
+workers they fork all see the same pages (an anonymous mapping where there is no memfd).
 A worker writes only its own slot; the master reads every slot and clears a slot when it
 hands it to a new worker. Times are time.monotonic() (one clock for the whole machine),
 except `started`, which is wall-clock time for people.
@@ -17,10 +19,10 @@ no syscall and no lock.
 from __future__ import annotations
 
 import mmap
+import os
 import struct
 import time
 from bisect import bisect_left
-from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["BUCKETS", "COUNTERS", "EXIT_REASONS", "Meter", "STATES", "Scoreboard", "Slot",
@@ -71,25 +73,27 @@ _monotonic = time.monotonic
 _bisect = bisect_left
 
 
-@dataclass(frozen=True)
 class SlotView:
-    """A consistent-enough copy of one slot for the master (fields are written one by one)."""
+    """A consistent-enough copy of one slot for the master (fields are written one by one);
+    a plain class, so that the worker's side needs no dataclasses (inspect, ast, dis)."""
 
-    index: int
-    pid: int
-    generation: int
-    number: int
-    state: str
-    wants_recycle: bool
-    exit_reason: str
-    last_beat: float
-    started: float
-    request_start: float
-    requests: int
-    bytes_sent: int
-    connections: int
-    request_line: str
-    counters: tuple[int, ...] = (0,) * COUNTERS
+    __slots__ = ("index", "pid", "generation", "number", "state", "wants_recycle",
+                 "exit_reason", "last_beat", "started", "request_start", "requests",
+                 "bytes_sent", "connections", "request_line", "counters")
+
+    def __init__(self, index: int, pid: int, generation: int, number: int, state: str,
+                 wants_recycle: bool, exit_reason: str, last_beat: float, started: float,
+                 request_start: float, requests: int, bytes_sent: int, connections: int,
+                 request_line: str, counters: tuple[int, ...] = (0,) * COUNTERS) -> None:
+        self.index, self.pid, self.generation, self.number = index, pid, generation, number
+        self.state, self.wants_recycle, self.exit_reason = state, wants_recycle, exit_reason
+        self.last_beat, self.started, self.request_start = last_beat, started, request_start
+        self.requests, self.bytes_sent, self.connections = requests, bytes_sent, connections
+        self.request_line, self.counters = request_line, counters
+
+    def __repr__(self) -> str:
+        return "SlotView(" + ", ".join(f"{name}={getattr(self, name)!r}"
+                                       for name in self.__slots__) + ")"
 
 
 class Slot:
@@ -178,12 +182,41 @@ class Meter:
         _COUNTS.pack_into(self.mem, self.slot.base + _OFF_COUNTS, *counters)
 
 
-class Scoreboard:
-    """`capacity` slots in one shared anonymous mapping."""
+def _memfd(size: int) -> int:
+    """A memory file of `size` bytes (close-on-exec), or -1 where there is none."""
+    try:
+        fd = os.memfd_create("forkhttpd-scoreboard", os.MFD_CLOEXEC)
+    except (AttributeError, OSError):
+        return -1
+    try:
+        os.ftruncate(fd, size)
+    except OSError:
+        os.close(fd)
+        return -1
+    return fd
 
-    def __init__(self, capacity: int = 256) -> None:
+
+class Scoreboard:
+    """`capacity` slots in one shared mapping; `fd` is its memfd (-1: anonymous, no exec)."""
+
+    def __init__(self, capacity: int = 256, fd: int | None = None) -> None:
         self.capacity = capacity
-        self.mem = mmap.mmap(-1, capacity * SLOT_SIZE)
+        size = capacity * SLOT_SIZE
+        if fd is None:
+            fd = _memfd(size)
+        self.fd = fd
+        self.mem = mmap.mmap(fd, size)  # MAP_SHARED, read and write
+
+    @classmethod
+    def attach(cls, fd: int, capacity: int) -> Scoreboard:
+        """The master's scoreboard, in a process exec'd with its memfd `fd` inherited."""
+        return cls(capacity, fd)
+
+    def close_fd(self) -> None:
+        """Let go of the memfd (the mapping stays): no more exec'd zygotes can attach."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
     def slot(self, index: int) -> Slot:
         return Slot(self, index)

@@ -18,7 +18,6 @@ import os
 import select
 import stat
 import time
-from json.encoder import encode_basestring_ascii as _json_str
 from typing import Any
 
 __all__ = ["AccessLog", "ask_reopen", "configure_error_log", "error_fd", "error_log",
@@ -305,6 +304,17 @@ _SIMPLE: dict[str, Any] = {
     "T": lambda a: a.us // 1_000_000, "M": lambda a: a.us // 1000, "D": lambda a: a.us,
     "L": lambda a: f"{a.us / 1e6:.6f}", "p": lambda a: f"<{a.log.pid}>",
 }
+
+
+_json_encode: Any = None
+
+
+def _json_str(text: str) -> str:
+    """A JSON string literal, ASCII only (json is imported only by a JSON access log)."""
+    global _json_encode
+    if _json_encode is None:
+        from json.encoder import encode_basestring_ascii as _json_encode
+    return str(_json_encode(text))
 
 
 def _escape(text: str) -> str:

@@ -11,7 +11,6 @@ and a directory without index.html a listing when asked for (--list-directories)
 
 from __future__ import annotations
 
-import html
 import mimetypes
 import os
 import re
@@ -174,6 +173,7 @@ class StaticFiles:
         self.list_directories = list_directories
         self.show_hidden = show_hidden
         self._types: dict[str, str] = {}  # file name -> Content-Type (mimetypes is slow)
+        mimetypes.init()  # here, in the zygote: workers share the tables, not build their own
 
     def __call__(self, request: Any, response: HttpResponse) -> None:
         if request.method not in ("GET", "HEAD"):
@@ -270,6 +270,8 @@ class StaticFiles:
             names = os.listdir(directory)
         except OSError:
             return self._not_found(response)
+        import html
+
         items = []
         for name in sorted(names, key=lambda n: (n.lower(), n)):
             if name.startswith(".") and not self.show_hidden:

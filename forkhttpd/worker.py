@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import faulthandler
 import os
-import random
 import signal
 import socket
 import sys
@@ -60,9 +59,11 @@ class _Worker:
         self.app_label = app_label
         self.started = time.monotonic()
         jitter = settings.max_requests_jitter
+        lifetime = settings.max_worker_lifetime
+        if settings.max_requests > 0 or lifetime > 0:
+            import random  # only then: a worker without recycling imports no random
         self.max_requests = (settings.max_requests + random.randint(0, jitter)
                              if settings.max_requests > 0 else 0)
-        lifetime = settings.max_worker_lifetime
         self.lifetime = (lifetime + random.uniform(0, settings.max_worker_lifetime_jitter)
                          if lifetime > 0 else 0.0)
         self.recycle_asked = False

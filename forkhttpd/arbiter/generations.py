@@ -15,6 +15,7 @@ import dataclasses
 import json
 import os
 import signal
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +26,7 @@ from ..settings import reloadable_changes
 from ..supervision import watch
 from .children import describe_status, send
 from .supervise import Supervising, WorkerRecord
-from .zygote import zygote_main
+from .zygote_entry import bootstrap, exec_zygote, zygote_command
 
 __all__ = ["Generation", "Generations", "StartupError"]
 
@@ -57,6 +58,10 @@ class Generations(Supervising):
     """The Arbiter's base: generations and reloads, on top of the watch over workers."""
 
     settings: Any
+    listeners: list[Any]
+    make_adapter: Any  # None: the app the settings name, loaded by an exec'd zygote
+    pid: int
+    signals: Any
     board: Scoreboard
     workers: dict[int, WorkerRecord]
     generations: dict[int, Generation]
@@ -83,11 +88,10 @@ class Generations(Supervising):
         self.next_generation += 1
         cmd_r, cmd_w = os.pipe()
         msg_r, msg_w = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            os.close(cmd_w)
-            os.close(msg_r)
-            zygote_main(self, number, cmd_r, msg_w)  # never returns
+        if self.make_adapter is None and self.board.fd >= 0 and sys.executable:
+            pid = self._exec_zygote(number, cmd_r, cmd_w, msg_w)
+        else:
+            pid = self._fork_zygote(number, cmd_r, cmd_w, msg_r, msg_w)
         os.close(cmd_r)
         os.close(msg_w)
         os.set_blocking(msg_r, False)
@@ -100,6 +104,47 @@ class Generations(Supervising):
         (log.info if self.serving and not self.last_failure else log.debug)(
             "generation %d: zygote %d is loading %s", number, pid, self.app_label)
         return gen
+
+    def _exec_zygote(self, number: int, cmd_r: int, cmd_w: int, msg_w: int) -> int:
+        """A zygote in a fresh interpreter (workers then share none of the master's pages);
+        its bootstrap goes first on its command pipe. Returns its PID."""
+        argv = zygote_command(cmd_r, msg_w)
+        fds = [sock.fileno() for sock in self.listeners]
+        boot = bootstrap(self.settings, number, fds, self.board.fd, self.board.capacity,
+                         self.pid, self.app_label)
+        pid = os.fork()
+        if pid == 0:
+            exec_zygote(argv, [cmd_r, msg_w, self.board.fd, *fds],
+                        f"forkhttpd: zygote gen {number} [{self.app_label}] starting")
+        view = memoryview(boot)
+        try:
+            while view:  # the pipe holds 64 KiB: this blocks only for a huge config
+                view = view[os.write(cmd_w, view):]
+        except OSError:
+            pass  # the zygote is gone already: reaping tells why
+        return pid
+
+    def _fork_zygote(self, number: int, cmd_r: int, cmd_w: int, msg_r: int,
+                     msg_w: int) -> int:
+        """A zygote forked from the master, for an app object that lives in the master's
+        memory (HttpServer's handler), or where exec is not possible. Returns its PID."""
+        from ..interfaces import build_app_adapter
+        from .zygote import ZygoteContext, zygote_main
+
+        context = ZygoteContext(self.settings, self.listeners, self.board, self.pid,
+                                self.app_label, self.make_adapter or build_app_adapter)
+        pid = os.fork()
+        if pid == 0:
+            os.close(cmd_w)
+            os.close(msg_r)
+            for gen in self.generations.values():  # other generations' pipes
+                for fd in (gen.cmd_w, gen.msg_r):
+                    if fd >= 0:
+                        os.close(fd)
+            self.signals.close()
+            self.board.close_fd()  # the mapping stays; the memfd is for exec'd zygotes
+            zygote_main(context, number, cmd_r, msg_w)  # never returns
+        return pid
 
     # -- messages from zygotes ------------------------------------------------------------
     def _read_zygote(self, gen: Generation) -> None:

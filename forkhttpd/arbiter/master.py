@@ -20,13 +20,12 @@ import signal
 import socket
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from setproctitle import setproctitle
 
 from .. import logs, systemd
 from ..heartbeat import Scoreboard
-from ..interfaces import Adapter
 from ..listeners import BindError, describe
 from ..planning import plan_workers
 from ..signals import SignalQueue
@@ -34,6 +33,9 @@ from ..status import Observer
 from .children import become_subreaper, send
 from .generations import Generation, Generations, StartupError
 from .supervise import WorkerRecord
+
+if TYPE_CHECKING:
+    from ..interfaces import Adapter
 
 __all__ = ["Arbiter", "StartupError"]
 
@@ -43,10 +45,15 @@ _FAST_TICK = 0.02  # while a worker nears --max-rss
 
 
 class Arbiter(Generations):
-    """Run the master loop until stopped; `run()` returns the process exit code."""
+    """Run the master loop until stopped; `run()` returns the process exit code.
+
+    `make_adapter(settings)` loads the app in a zygote forked from the master; None (the
+    command line's case) means the app the settings name, loaded by a zygote that is a
+    fresh interpreter (see zygote_entry.py).
+    """
 
     def __init__(self, settings: Any, listeners: list[socket.socket],
-                 make_adapter: Callable[[Any], Adapter], app_label: str,
+                 make_adapter: Callable[[Any], Adapter] | None, app_label: str,
                  reread_settings: Callable[[], Any] | None = None,
                  on_ready: Callable[[], None] | None = None) -> None:
         self.settings = settings
@@ -123,6 +130,7 @@ class Arbiter(Generations):
         finally:
             self.observer.close()
             self.signals.close()
+            self.board.close_fd()
 
     def _on_signal(self, signum: int) -> None:
         if signum == signal.SIGHUP:

@@ -1,7 +1,12 @@
 """A generation's zygote: imports the app once, then forks that generation's workers on the
 master's command (through a short-lived intermediate, so that each worker is re-parented to
 the master, a child subreaper, which alone reaps it); part of the arbiter package, the only
-forker, and the only place where the app gets imported on a server's behalf.
+forker, and the only place where the app gets imported on a server's behalf; it must not
+import the master's side (settings, supervision, status, psutil), nor json up front.
+
+A zygote is either a fresh interpreter exec'd by the master (zygote_entry.py; workers then
+carry none of the master's memory) or, for an app object handed over in memory (HttpServer),
+a plain fork of the master. Either way it runs zygote_main with a ZygoteContext.
 
 Talk with the master goes over two pipes: commands in ("slot,number\\n"; EOF = exit once
 they are all done), JSON lines out: {"t": "R"} loaded, {"t": "F", "msg", "details"} failed,
@@ -11,29 +16,45 @@ they are all done), JSON lines out: {"t": "R"} loaded, {"t": "F", "msg", "detail
 from __future__ import annotations
 
 import importlib
-import json
 import os
 import signal
+import socket
+from collections.abc import Callable
 from typing import Any
 
 from setproctitle import setproctitle
 
-from .. import logs, privileges
+from .. import logs
+from ..heartbeat import Scoreboard
 from ..interfaces import Adapter, preload_modules
 from ..signals import reset_signals
 from ..worker import run_worker
+from .zygote_entry import say_failed
 
-__all__ = ["zygote_main"]
+__all__ = ["ZygoteContext", "zygote_main"]
 
 log = logs.error_log
 
 
-def _say(msg_w: int, message: dict[str, Any]) -> None:
-    os.write(msg_w, (json.dumps(message) + "\n").encode())
+class ZygoteContext:
+    """What a zygote needs of its master: settings (read by attribute only), listening
+    sockets, the scoreboard, the master's PID, the app's label, and how to load the app."""
+
+    __slots__ = ("settings", "listeners", "board", "master_pid", "app_label", "make_adapter")
+
+    def __init__(self, settings: Any, listeners: list[socket.socket], board: Scoreboard,
+                 master_pid: int, app_label: str, make_adapter: Callable[[Any], Adapter]
+                 ) -> None:
+        self.settings = settings
+        self.listeners = listeners
+        self.board = board
+        self.master_pid = master_pid
+        self.app_label = app_label
+        self.make_adapter = make_adapter
 
 
-def zygote_main(master: Any, number: int, cmd_r: int, msg_w: int) -> None:
-    """Run in the fresh child of the master (`master` is the Arbiter); never returns."""
+def zygote_main(ctx: ZygoteContext, number: int, cmd_r: int, msg_w: int) -> None:
+    """Run in the zygote's process, once it holds only its own pipes; never returns."""
     code = 0
     try:
         reset_signals()
@@ -43,32 +64,29 @@ def zygote_main(master: Any, number: int, cmd_r: int, msg_w: int) -> None:
                         signal.SIGTTOU):
             signal.signal(ignored, signal.SIG_IGN)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        for gen in master.generations.values():  # other generations' pipes
-            for fd in (gen.cmd_w, gen.msg_r):
-                if fd >= 0:
-                    os.close(fd)
-        master.signals.close()
         logs.set_role(f"zygote {number}")
-        setproctitle(f"forkhttpd: zygote gen {number} [{master.app_label}] loading")
+        setproctitle(f"forkhttpd: zygote gen {number} [{ctx.app_label}] loading")
         # The code on disk may have changed since the master started: forget the finders'
         # directory caches, so that new and replaced modules are seen as they are now.
         importlib.invalidate_caches()
+        settings = ctx.settings
         try:
-            if master.settings.user or master.settings.group:
+            if settings.user or settings.group:
+                from .. import privileges
+
                 preload_modules()
-            privileges.drop_for_app(master.settings)  # ops: --user/--group, before the import
-            adapter = master.make_adapter(master.settings)
+                privileges.drop_for_app(settings)  # ops: --user/--group, before the import
+            adapter = ctx.make_adapter(settings)
         except Exception as error:  # noqa: BLE001 - reported to the master, whatever it is
-            details = getattr(error, "details", "") or ""
-            _say(msg_w, {"t": "F", "msg": str(error) or type(error).__name__,
-                         "details": details})
+            say_failed(msg_w, str(error) or type(error).__name__,
+                       getattr(error, "details", "") or "")
             code = 2
             return
-        _say(msg_w, {"t": "R"})
+        os.write(msg_w, b'{"t": "R"}\n')
         # Idle in os.read between forks, it can reopen its log files right in the handler.
         signal.signal(signal.SIGUSR1, lambda *_: logs.reopen_logs())
-        setproctitle(f"forkhttpd: zygote gen {number} [{master.app_label}] ready")
-        _fork_workers(master, number, cmd_r, msg_w, adapter)
+        setproctitle(f"forkhttpd: zygote gen {number} [{ctx.app_label}] ready")
+        _fork_workers(ctx, number, cmd_r, msg_w, adapter)
     except BaseException:  # noqa: BLE001
         log.exception("zygote %d failed", number)
         code = 1
@@ -76,7 +94,8 @@ def zygote_main(master: Any, number: int, cmd_r: int, msg_w: int) -> None:
         os._exit(code)
 
 
-def _fork_workers(master: Any, number: int, cmd_r: int, msg_w: int, adapter: Adapter) -> None:
+def _fork_workers(ctx: ZygoteContext, number: int, cmd_r: int, msg_w: int,
+                  adapter: Adapter) -> None:
     pending = b""
     while True:
         chunk = os.read(cmd_r, 4096)
@@ -90,12 +109,12 @@ def _fork_workers(master: Any, number: int, cmd_r: int, msg_w: int, adapter: Ada
             slot, worker_number = (int(x) for x in line.decode().split(","))
             middle = os.fork()
             if middle == 0:
-                _middle(master, number, cmd_r, msg_w, adapter, slot, worker_number)
+                _middle(ctx, number, cmd_r, msg_w, adapter, slot, worker_number)
             os.waitpid(middle, 0)
 
 
-def _middle(master: Any, number: int, cmd_r: int, msg_w: int, adapter: Adapter, slot: int,
-            worker_number: int) -> None:
+def _middle(ctx: ZygoteContext, number: int, cmd_r: int, msg_w: int, adapter: Adapter,
+            slot: int, worker_number: int) -> None:
     """The short-lived intermediate: fork the worker, report its PID, exit (the worker is
     then an orphan, re-parented to the master, the nearest child subreaper)."""
     code = 1
@@ -104,9 +123,10 @@ def _middle(master: Any, number: int, cmd_r: int, msg_w: int, adapter: Adapter, 
         if worker == 0:
             os.close(cmd_r)
             os.close(msg_w)
-            run_worker(adapter, master.listeners, master.settings, master.board.slot(slot),
-                       worker_number, number, master.pid, master.app_label)  # never returns
-        _say(msg_w, {"t": "W", "slot": slot, "pid": worker, "n": worker_number})
+            run_worker(adapter, ctx.listeners, ctx.settings, ctx.board.slot(slot),
+                       worker_number, number, ctx.master_pid, ctx.app_label)  # never returns
+        os.write(msg_w, f'{{"t": "W", "slot": {slot}, "pid": {worker}, "n": {worker_number}}}\n'
+                 .encode())
         code = 0
     finally:
         os._exit(code)

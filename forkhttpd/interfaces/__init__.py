@@ -11,8 +11,6 @@ receive, send: ASGI) is ambiguous and refused with the flag to pass.
 from __future__ import annotations
 
 import functools
-import inspect
-import os
 from collections.abc import Callable
 from typing import Any
 
@@ -20,7 +18,7 @@ from ..exchange import Exchange
 from ..protocol import Limits
 from .native import native_adapter
 
-__all__ = ["Adapter", "InterfaceError", "app_label", "build_adapter", "build_app_adapter",
+__all__ = ["Adapter", "InterfaceError", "build_adapter", "build_app_adapter",
            "build_embedded_adapter", "detect_interface", "preload_modules"]
 
 Adapter = Callable[[Exchange], None]
@@ -55,6 +53,8 @@ def _is_wsgi_framework(app: Any) -> bool:
 
 
 def _parameters(app: Any) -> list[str]:
+    import inspect  # only --interface auto needs it, and only in the zygote
+
     try:
         return list(inspect.signature(app).parameters)
     except (TypeError, ValueError):
@@ -126,15 +126,6 @@ def _limits(settings: Any) -> Limits:
                   require_host=not settings.allow_missing_host)
 
 
-def app_label(settings: Any) -> str:
-    """How the app is named in titles and logs."""
-    if settings.app:
-        return str(settings.app)
-    if settings.routes:
-        return f"routes in {settings.routes}"
-    return f"static files in {os.getcwd()}"
-
-
 def build_app_adapter(settings: Any) -> Adapter:
     """Load what the settings name (in a zygote or a check process, never in the master)."""
     from ..loader import load_app
@@ -163,7 +154,8 @@ def preload_modules() -> None:
     import importlib
 
     for name in ("forkhttpd.loader", "forkhttpd.interfaces.router", "forkhttpd.interfaces.wsgi",
-                 "forkhttpd.interfaces.handler_class", "forkhttpd.sse", "forkhttpd.vshs"):
+                 "forkhttpd.interfaces.handler_class", "forkhttpd.interfaces.routes",
+                 "forkhttpd.static", "forkhttpd.cgi", "forkhttpd.sse", "forkhttpd.vshs"):
         try:
             importlib.import_module(name)
         except ImportError:

@@ -1,6 +1,7 @@
 """What sits in front of the app: --static and --cgi-dir mounts (longest URL prefix first),
 then the --routes directory, then the app (or, with none, the current directory's files);
-must not import serve, worker or arbiter.
+must not import serve, worker or arbiter, and imports what a mount or route needs (cgi,
+static, routes) only when the settings ask for one.
 
 A mount owns its whole prefix: /static matches /static and /static/..., never /staticky.
 A mount at "/" takes every request no longer prefix and no route claimed, so with an app it
@@ -11,13 +12,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..cgi import CGIDirectory
 from ..exchange import Exchange
-from ..static import StaticFiles
 from .native import native_adapter
-from .routes import RoutesDirectory
+
+if TYPE_CHECKING:
+    from .routes import RoutesDirectory
 
 __all__ = ["Router", "build_router"]
 
@@ -56,6 +57,8 @@ class Router:
 
 
 def _static(settings: Any, directory: str, prefix: str = "") -> Adapter:
+    from ..static import StaticFiles
+
     return native_adapter(StaticFiles(
         directory, prefix=prefix, follow_symlinks=settings.follow_symlinks,
         list_directories=settings.list_directories, show_hidden=settings.show_hidden))
@@ -71,11 +74,15 @@ def build_router(settings: Any, app: Adapter | None) -> Adapter:
             raise ValueError(f"--static {mount}: no such directory")
         router.mount(mount.url_prefix, _static(settings, mount.directory, mount.url_prefix))
     for mount in settings.cgi_dir:
+        from ..cgi import CGIDirectory
+
         if not os.path.isdir(mount.directory):
             raise ValueError(f"--cgi-dir {mount}: no such directory")
         router.mount(mount.url_prefix, CGIDirectory(mount.url_prefix, mount.directory,
                                                     settings.cgi_timeout, router))
     if settings.routes:
+        from .routes import RoutesDirectory
+
         router.routes = RoutesDirectory(settings.routes)
     if app is not None:
         router.fallback = app

@@ -140,7 +140,7 @@ class Server:
         return [int(p) for p in _children_of(self.pid)]
 
     def worker_pids(self) -> list[int]:
-        return [pid for pid in self.children() if "worker" in cmdline(pid)]
+        return [pid for pid in self.children() if cmdline(pid).startswith("forkhttpd: worker ")]
 
     def __enter__(self) -> Server:
         return self

@@ -61,7 +61,7 @@ def test_daemon_start_status_reload_stop(tmp_path: Path) -> None:
         assert "serving on" in log.read_text()
         assert time.monotonic() - started < 30
 
-        workers = [p for p in _children(master) if "worker" in cmdline(p)]
+        workers = [p for p in _children(master) if cmdline(p).startswith("forkhttpd: worker ")]
         assert len(workers) == 2
 
         def status_lists_workers() -> bool:
