@@ -3,7 +3,6 @@ handler's result into status, header fields and body; imports no I/O and no sett
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Iterable
@@ -170,6 +169,8 @@ def _encode_value(value: Any) -> tuple[bytes | Any, str | None]:
         body, content_type = typed()
         return body, content_type
     if isinstance(value, (dict, list, tuple, int, float, bool)):
+        import json  # not at import: most workers never send JSON
+
         return json.dumps(value).encode("utf-8"), "application/json"
     if isinstance(value, Iterable) or hasattr(value, "read"):
         return value, None  # streamed by the connection

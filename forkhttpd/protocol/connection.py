@@ -8,8 +8,6 @@ buffer until start_next_cycle().
 
 from __future__ import annotations
 
-import dataclasses
-
 from .errors import LocalProtocolError, ProtocolError
 from .events import (
     NEED_DATA,
@@ -122,7 +120,7 @@ class ServerConnection:
         3.2 binds HTTP/1.1 clients; a 1.0 client may still label a follow-up request 1.1, as
         gunicorn's corpus case valid/022 does). Connections that start as HTTP/1.1 keep the
         strict rule, and two Host fields stay a 400 everywhere."""
-        self._head_limits = dataclasses.replace(self.limits, require_host=False)
+        self._head_limits = self.limits.replace(require_host=False)
 
     def next_event(self) -> Event:
         """The next event, NEED_DATA, or PAUSED; raises ProtocolError on bad input."""

@@ -17,7 +17,6 @@ import select
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from ..exchange import ClientGone, Exchange, HandlerTimeout
 from ..protocol import NEED_DATA, ConnectionClosed, Limits, ProtocolError, Request, ServerConnection
@@ -36,17 +35,24 @@ _EPOLLIN = select.EPOLLIN
 _EPOLLEXCLUSIVE = getattr(select, "EPOLLEXCLUSIVE", 0)
 
 
-@dataclass(frozen=True)
 class ServeOptions:
-    """What the connection loop needs from the settings (built by the worker)."""
+    """What the connection loop needs from the settings (built by the worker; a plain class,
+    so that workers need not import dataclasses)."""
 
-    limits: Limits = Limits()
-    keep_alive: float = 5.0
-    max_keepalive_requests: int = 1000
-    header_timeout: float = 10.0
-    min_body_rate: int = 1024
-    health_path: str | None = None
-    accept_batch: int = 16
+    __slots__ = ("limits", "keep_alive", "max_keepalive_requests", "header_timeout",
+                 "min_body_rate", "health_path", "accept_batch")
+
+    def __init__(self, limits: Limits | None = None, keep_alive: float = 5.0,
+                 max_keepalive_requests: int = 1000, header_timeout: float = 10.0,
+                 min_body_rate: int = 1024, health_path: str | None = None,
+                 accept_batch: int = 16) -> None:
+        self.limits = Limits() if limits is None else limits
+        self.keep_alive = keep_alive
+        self.max_keepalive_requests = max_keepalive_requests
+        self.header_timeout = header_timeout
+        self.min_body_rate = min_body_rate
+        self.health_path = health_path
+        self.accept_batch = accept_batch
 
 
 class ServeLoop:
