@@ -178,18 +178,18 @@ def parse_fields(block: str, limits: Limits, has_request_line: bool,
     if not block:
         return [], [], []
     parts = FIELD_LINES_RE.split(block)
-    names = parts[1::3]
+    values = parts[2::3]
     # re.split leaves every stretch the regex did not match in parts[::3]: all
     # empty means the block is exactly a sequence of valid field lines.
-    if (any(parts[::3]) or len(names) > limits.max_header_fields
+    if (any(parts[::3]) or len(values) > limits.max_header_fields
             or (len(block) > limits.max_header_field_size
                 and max(map(len, block.split("\r\n"))) > limits.max_header_field_size)):
         diagnose_lines(text, limits, has_request_line)
-    names = list(map(str.lower, names))  # RFC 9110 5.1: field names are case-insensitive
-    values = parts[2::3]
+    names = list(map(str.lower, parts[1::3]))  # RFC 9110 5.1: case-insensitive names
     if " \r\n" in block or "\t\r\n" in block:
         values = [v.rstrip(_OWS) for v in values]  # trailing OWS (RFC 9112 5), rare
-    return list(zip(names, values, strict=True)), names, values
+    # one split made both lists, so their lengths agree; zip(strict=) costs a kwargs parse
+    return list(zip(names, values)), names, values  # noqa: B905
 
 
 def _values(name: str, names: list[str], values: list[str]) -> list[str]:
@@ -217,23 +217,7 @@ def parse_head(head: str, limits: Limits) -> Request:
         host: str | None = None
     else:
         path, query, host = parse_target(method, target)
-    # The field lines, inline (parse_fields does the same for trailers): one re.split
-    # validates them all; any text it did not match shows up in parts[::3].
-    block = head[crlf + 2:]
-    if block:
-        parts = FIELD_LINES_RE.split(block)
-        values = parts[2::3]
-        if (any(parts[::3]) or len(values) > limits.max_header_fields
-                or (len(block) > limits.max_header_field_size
-                    and max(map(len, block.split("\r\n"))) > limits.max_header_field_size)):
-            diagnose_lines(head, limits, True)
-        names = list(map(str.lower, parts[1::3]))  # RFC 9110 5.1: case-insensitive names
-        if " \r\n" in block or "\t\r\n" in block:
-            values = [v.rstrip(_OWS) for v in values]  # trailing OWS (RFC 9112 5), rare
-        # one split made both lists, so their lengths agree; zip(strict=) costs a kwargs parse
-        headers = list(zip(names, values))  # noqa: B905
-    else:
-        names, values, headers = [], [], []
+    headers, names, values = parse_fields(head[crlf + 2:], limits, True, head)
 
     content_length: int | None = None
     chunked = False
