@@ -14,7 +14,9 @@ import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
+
+from .mounts import Mount
 
 __all__ = [
     "BindAddress", "Bool", "Bind", "Choice", "Float", "Int", "InvalidValue", "ListOf", "Mount",
@@ -346,16 +348,6 @@ class Bind(ValueType):
         if self.tcp_only and address.kind != "tcp":
             raise InvalidValue("only a TCP address is possible here")
         return address
-
-
-class Mount(NamedTuple):
-    """A URL prefix served from a directory (--static, --cgi-dir)."""
-
-    url_prefix: str
-    directory: str
-
-    def __str__(self) -> str:
-        return f"{self.url_prefix}={self.directory}"
 
 
 class MountType(ValueType):

@@ -1,7 +1,8 @@
 """The start of an exec'd zygote, both sides of it: the master builds the command and the
 bootstrap (settings as plain data, descriptor numbers), the fresh interpreter reads them back
-and runs zygote_main; this module must import nothing up front but os, sys and marshal (no
-settings, argparse, tomllib, psutil, dataclasses, json), since both processes import it.
+and runs zygote_main; this module must import nothing up front but os, sys, marshal and
+forkhttpd.mounts (no settings, argparse, tomllib, psutil, dataclasses, json), since both
+processes import it.
 
 Why exec: a zygote forked from the master carries every page the master ever touched
 (argparse, the settings table, psutil, tomllib, the arbiter...) into every worker, whose RSS
@@ -20,6 +21,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from ..mounts import Mount
+
 __all__ = ["BOOTSTRAP", "bootstrap", "exec_zygote", "main", "plain_settings", "say_failed",
            "settings_from_plain", "zygote_command"]
 
@@ -27,7 +30,7 @@ __all__ = ["BOOTSTRAP", "bootstrap", "exec_zygote", "main", "plain_settings", "s
 # the current directory holds; the master's own sys.path replaces the default one next.
 BOOTSTRAP = ("import sys; sys.path.insert(0, sys.argv[1]); "
              "from forkhttpd.arbiter.zygote_entry import main; main()")
-_MOUNTS = ("static", "cgi_dir")  # the settings whose values are Mounts (URL_PREFIX=DIR)
+_MOUNT_TAG = "__mount__"  # a Mount travels as {_MOUNT_TAG: (url_prefix, directory)}
 _SIZE = 8  # the bootstrap's length prefix, in bytes (big-endian)
 
 
@@ -37,6 +40,8 @@ def _plain(value: Any) -> Any:
     dicts; anything else but str, int, float, bool and None is refused."""
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
+    if isinstance(value, Mount):
+        return {_MOUNT_TAG: tuple(value)}
     if isinstance(value, tuple) and hasattr(value, "_fields"):
         return tuple(_plain(item) for item in value)
     fields = getattr(value, "__dataclass_fields__", None)
@@ -123,24 +128,18 @@ def say_failed(msg_w: int, message: str, details: str = "") -> None:
 
 def settings_from_plain(data: dict[str, Any]) -> Any:
     """The settings as the zygote and its workers read them: attributes, Mounts included."""
-    from collections import namedtuple
     from types import SimpleNamespace
-
-    class Mount(namedtuple("Mount", "url_prefix directory")):
-        __slots__ = ()
-
-        def __str__(self) -> str:
-            return f"{self.url_prefix}={self.directory}"
 
     def value(item: Any) -> Any:
         if isinstance(item, dict):
+            if _MOUNT_TAG in item:
+                return Mount(*item[_MOUNT_TAG])
             return SimpleNamespace(**{key: value(inner) for key, inner in item.items()})
         if isinstance(item, tuple):
             return tuple(value(inner) for inner in item)
         return item
 
-    return SimpleNamespace(**{name: tuple(Mount(*mount) for mount in item) if name in _MOUNTS
-                              else value(item) for name, item in data.items()})
+    return SimpleNamespace(**{name: value(item) for name, item in data.items()})
 
 
 def _read_exactly(fd: int, size: int) -> bytes:
