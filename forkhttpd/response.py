@@ -205,10 +205,8 @@ def finalize(response: HttpResponse, returned: Any = None) -> ResponseParts:
     else:
         body, content_type = _encode_value(returned)
     close = response.protocol == "HTTP/1.0"
-    if not response.headers:  # nothing set by the handler: no loop, shared field lists
-        fields = _TYPE_FIELDS.get(content_type) if content_type is not None else []
-        if fields is None:
-            fields = [("Content-Type", content_type)]  # type: ignore[list-item]
+    if not response.headers:  # nothing set by the handler: no loop
+        fields = [] if content_type is None else [("Content-Type", content_type)]
         return ResponseParts(int(response.status), fields, body, close, trusted_fields())
     headers: list[tuple[str, str]] = []
     has_date = has_server = has_type = False
@@ -229,13 +227,6 @@ def finalize(response: HttpResponse, returned: Any = None) -> ResponseParts:
         headers.append(("Content-Type", content_type))
     return ResponseParts(int(response.status), headers, body, close,
                          trusted_fields(not has_server, not has_date))
-
-
-# The field lists finalize() hands out for the default content types. They are shared, so the
-# writer's cache of encoded field lines finds them at once; nobody mutates ResponseParts.headers.
-_TYPE_FIELDS: dict[str, list[tuple[str, str]]] = {
-    ctype: [("Content-Type", ctype)]
-    for ctype in ("text/plain; charset=utf-8", "application/json", "application/octet-stream")}
 
 
 def error_parts(status: int, message: str) -> ResponseParts:

@@ -257,6 +257,5 @@ class RoutesDirectory:
             break
         if parts is None:
             parts = error_parts(status, message)
-        if extra:
-            parts.headers = parts.headers + extra  # a new list: finalize's may be shared
+        parts.headers.extend(extra or ())
         exchange.respond(parts)
