@@ -161,7 +161,9 @@ class Exchange:
 
     # -- response ------------------------------------------------------------------------
     def respond(self, parts: ResponseParts) -> None:
-        """Send a finished response: bytes in one send, a file by sendfile, else streamed."""
+        """Send a finished response: bytes in one send, a file by sendfile, else streamed.
+        An adapter's last act: on a connection that closes after it, the loop's close
+        follows at once and carries the response's tail (Connection.send_all, `last`)."""
         body = parts.body
         if not self._body_done:
             if self.conn.proto.body_done():
@@ -178,7 +180,7 @@ class Exchange:
                                               trusted=parts.trusted)
             self.started = True  # only now: a refused head can still become a 500
             self.bytes_sent = len(data)
-            conn.send_all(data)
+            conn.send_all(data, last=not conn.proto.keep_alive)
             return
         push = getattr(body, "__forkhttpd_push__", None)
         if push is not None:  # a body that drives the connection itself (SSE)

@@ -53,7 +53,7 @@ class Connection:
     """One client socket with its protocol state; the socket calls live here and nowhere else."""
 
     __slots__ = ("sock", "fd", "peer", "proto", "phase", "deadline", "head_start",
-                 "served", "registered", "loop", "detached", "nonblocking")
+                 "served", "registered", "loop", "detached", "nonblocking", "fin_pending")
 
     def __init__(self, sock: _socket.socket, peer: object, proto: ServerConnection,
                  loop: ServeLoop) -> None:
@@ -69,6 +69,7 @@ class Connection:
         self.loop = loop
         self.detached = False
         self.nonblocking = False  # every other call passes MSG_DONTWAIT; sendfile cannot
+        self.fin_pending = False  # the last bytes wait in the kernel for our FIN (send_all)
 
     # -- reading -------------------------------------------------------------------------
     def recv_nowait(self) -> bytes | None:
@@ -93,10 +94,15 @@ class Connection:
 
     # -- writing -------------------------------------------------------------------------
     def send_all(self, data: bytes | memoryview, timeout: float = 30.0,
-                 more: bool = False) -> None:
+                 more: bool = False, last: bool = False) -> None:
         """Send everything or raise ClientGone; one send() in the common case. `more`: the
         caller sends more at once (a file after its head), so TCP may hold this back and
-        put both in the same segments (MSG_MORE overrides TCP_NODELAY for this call)."""
+        put both in the same segments (MSG_MORE overrides TCP_NODELAY for this call).
+        `last`: the connection is closed right after this, so the tail waits for the FIN
+        and both leave in one segment (10 -> 8 segments per closed connection, the FIN's
+        own segment and the client's ACK of it saved); close() sends that FIN."""
+        if last:
+            more = self.fin_pending = True
         try:
             sent = self.sock.send(data, _DONTWAIT_MORE if more else _DONTWAIT)
             if sent == len(data):
@@ -149,6 +155,10 @@ class Connection:
         return bool(poller.poll(timeout * 1000.0))
 
     def close(self) -> None:
+        if self.fin_pending:
+            # shutdown, not close() alone: a child the handler forked may hold a copy of
+            # the socket, and then close() sends no FIN and so never flushes the held tail
+            self.shutdown()
         try:
             self.sock.close()
         except OSError:
@@ -172,6 +182,7 @@ class Connection:
             return None
 
     def shutdown(self, how: int = socket.SHUT_WR) -> None:
+        self.fin_pending = False
         try:
             self.sock.shutdown(how)
         except OSError:

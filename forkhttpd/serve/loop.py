@@ -346,7 +346,7 @@ class ServeLoop:
     def _reject(self, conn: Connection, error: ProtocolError) -> None:
         """Answer a request the protocol refused, then close (never reuse: RFC 9112 11.2)."""
         try:
-            conn.send_all(conn.proto.error_response(error), timeout=5.0)
+            conn.send_all(conn.proto.error_response(error), timeout=5.0, last=True)
         except (ClientGone, OSError):
             pass
         self._close_after_response(conn)
@@ -358,6 +358,7 @@ class ServeLoop:
             return
         # Unread request bytes would make the kernel answer our close with RST, which can
         # destroy the response in flight: half-close and drain first (lingering close).
+        conn.fin_pending = False  # this FIN sends a held-back tail too
         try:
             conn.sock.shutdown(socket.SHUT_WR)
         except OSError:

@@ -4,6 +4,8 @@ limits and deadlines."""
 from __future__ import annotations
 
 import http.client
+import os
+import signal
 import socket
 import time
 
@@ -288,3 +290,31 @@ def test_unread_body_that_has_not_arrived_closes_with_notice(server) -> None:  #
         status, headers, body = read_response(sock, buffer)
         assert "connection" not in headers
         assert read_response(sock, buffer)[2] == b"Hello world!"
+
+
+def test_closing_response_arrives_whole_while_a_forked_child_holds_the_socket(
+        server) -> None:  # type: ignore[no-untyped-def]
+    # A closing response's tail is held for the FIN (MSG_MORE). The handler's child keeps a
+    # copy of the socket, so close() alone would send no FIN: the response would hang until
+    # the child exits. The FIN must come from shutdown().
+    with connect(server) as sock:
+        sock.sendall(b"GET /fork?s=15 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        sock.settimeout(8)
+        data = b""
+        try:
+            while chunk := sock.recv(65536):
+                data += chunk
+        finally:
+            head, _, body = data.partition(b"\r\n\r\n")
+            child = int(body) if body.isdigit() else 0
+            alive = False
+            if child:
+                try:
+                    os.kill(child, 0)
+                    alive = True
+                except ProcessLookupError:
+                    pass
+                os.kill(child, signal.SIGKILL)
+    assert head.startswith(b"HTTP/1.1 200") and b"Connection: close" in head
+    assert alive  # the end of the response came while the child still held the socket
+

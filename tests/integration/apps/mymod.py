@@ -55,6 +55,12 @@ def handler(request, response):
         return str(len(request.body))
     elif first == "noread":
         return "did not read the body"
+    elif first == "fork":  # a child that holds a copy of the client socket, as apps do
+        child = os.fork()
+        if child == 0:
+            time.sleep(float(request.query.get("s", "10")))
+            os._exit(0)
+        return str(child)
     elif first == "sleep":
         time.sleep(float(request.query.get("s", "1")))
         return "slept"
