@@ -106,8 +106,9 @@ def run_server(settings: Settings, make_adapter: Any = None,
     try:
         try:
             binds: list[Any] = list(settings.bind)  # BindAddress fits listeners.BindSpec
-            listeners = open_listeners(binds, settings.backlog,
-                                       settings.reuse_port, inherited=systemd_fds())
+            listeners = open_listeners(binds, settings.backlog, settings.reuse_port,
+                                       inherited=systemd_fds(),
+                                       defer_accept=settings.defer_accept)
             hand_over_files(settings, identity)
         except (BindError, PrivilegeError) as error:
             return startup.fail(str(error))

@@ -91,13 +91,20 @@ def _bind_unix(path: str, backlog: int) -> socket.socket:
     return sock
 
 
-def _bind_tcp(host: str, port: int, backlog: int, reuse_port: bool) -> socket.socket:
+def _bind_tcp(host: str, port: int, backlog: int, reuse_port: bool,
+              defer_accept: int = 0) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if reuse_port:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if defer_accept:
+            # Clients connect, then send: without this a worker often wakes for a connection
+            # whose request is not there yet, and pays a failed recv, an epoll registration
+            # and a second wake-up. A connection that stays silent is handed over anyway
+            # once the kernel's SYN-ACK retry after `defer_accept` seconds is answered.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, defer_accept)
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         sock.bind((host or ("::" if family == socket.AF_INET6 else "0.0.0.0"), port))
@@ -113,8 +120,10 @@ def _bind_tcp(host: str, port: int, backlog: int, reuse_port: bool) -> socket.so
 
 
 def open_listeners(binds: list[BindSpec], backlog: int = 2048, reuse_port: bool = False,
-                   inherited: list[int] | None = None) -> list[socket.socket]:
-    """One listening socket per bind address (or per inherited descriptor)."""
+                   inherited: list[int] | None = None,
+                   defer_accept: int = 0) -> list[socket.socket]:
+    """One listening socket per bind address (or per inherited descriptor, left as its
+    owner set it up but for TCP_NODELAY)."""
     sockets: list[socket.socket] = []
     try:
         for fd in inherited or []:
@@ -126,7 +135,8 @@ def open_listeners(binds: list[BindSpec], backlog: int = 2048, reuse_port: bool 
                 elif bind.kind == "unix":
                     sockets.append(_bind_unix(bind.path, backlog))
                 else:
-                    sockets.append(_bind_tcp(bind.host, bind.port, backlog, reuse_port))
+                    sockets.append(_bind_tcp(bind.host, bind.port, backlog, reuse_port,
+                                             defer_accept))
     except BaseException:
         for sock in sockets:
             sock.close()

@@ -158,6 +158,12 @@ class Settings:
     reuse_port: bool = _setting(
         False, "--reuse-port", section="server", reloadable=False, type=Bool(),
         help="Set SO_REUSEPORT on TCP listening sockets")
+    defer_accept: int = _setting(
+        1, "--defer-accept", section="server", reloadable=False, type=Int(0, 3600, "seconds"),
+        help="Hand a TCP connection to a worker only once its first bytes have arrived, or "
+             "after this many seconds (TCP_DEFER_ACCEPT); 0 hands it over at connect. "
+             "Applies to the sockets forkhttpd binds: socket-activated ones keep systemd's "
+             "DeferAcceptSec=")
     health_path: str | None = _setting(
         None, "--health-path", section="server", reloadable=True, example="/healthz",
         type=Optional(Str('a URL path starting with "/"', "URL path", "PATH", _check_url_path)),

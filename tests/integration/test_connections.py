@@ -11,6 +11,8 @@ import time
 
 import pytest
 
+from .ops_support import free_port
+
 
 def read_response(sock: socket.socket, buffer: bytearray, timeout: float = 5.0,
                   head: bool = False) -> tuple[int, dict[str, str], bytes]:
@@ -318,3 +320,22 @@ def test_closing_response_arrives_whole_while_a_forked_child_holds_the_socket(
     assert head.startswith(b"HTTP/1.1 200") and b"Connection: close" in head
     assert alive  # the end of the response came while the child still held the socket
 
+
+def test_defer_accept_still_serves_clients_that_wait_before_sending(
+        start_server) -> None:  # type: ignore[no-untyped-def]
+    # --defer-accept is on by default for sockets forkhttpd binds itself: a connection
+    # reaches a worker with its first bytes, or after the deferral if it sends none.
+    port = free_port()
+    server = start_server("--app", "mymod:handler", "--bind", f"127.0.0.1:{port}",
+                          "--header-timeout", "1", bind_socket=False)
+    server.port = port
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as late, \
+            socket.create_connection(("127.0.0.1", port), timeout=10) as silent:
+        time.sleep(1.5)  # longer than the default deferral of 1 s
+        late.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_response(late, bytearray())[2] == b"Hello world!"
+        silent.settimeout(10)
+        # handed over after the deferral; a connection that never sent a byte is then
+        # closed quietly at the header timeout, like an idle keep-alive one (no 408)
+        assert silent.recv(65536) == b""
+    assert server.request("GET", "/hello")[2] == b"Hello world!"

@@ -266,6 +266,8 @@ def test_config_not_utf8(tmp_path: Path) -> None:
     (["-w", "two"], "--workers: expected an integer >= 1, got 'two'"),
     (["--workers", "1.5"], "--workers: expected an integer >= 1, got '1.5'"),
     (["--backlog", "65536"], "--backlog: expected an integer from 1 to 65535, got '65536'"),
+    (["--defer-accept", "-1"],
+     "--defer-accept: expected an integer from 0 to 3600, got '-1'"),
     (["--limit-request-line", "63"],
      "--limit-request-line: expected an integer >= 64, got '63'"),
     (["--limit-request-fields", "32769"],
@@ -588,7 +590,8 @@ def _everything_changed() -> Settings:
     return Settings(
         app="pkg.web:make_app()", bind=(BindAddress("tcp", "::1", 0), BindAddress("fd", fd=3),
                                         BindAddress("unix", path='/tmp/we"ird\\ \x7f.sock')),
-        workers=4, backlog=10, chdir="/srv/é", reuse_port=True, health_path="/up",
+        workers=4, backlog=10, chdir="/srv/é", reuse_port=True, defer_accept=0,
+        health_path="/up",
         status_bind=BindAddress("tcp", "0.0.0.0", 9000), interface="wsgi",
         static=(Mount("/s", "./static"),), routes="routes", cgi_dir=(Mount("/c", "cgi"),),
         list_directories=True, show_hidden=True, follow_symlinks=True, cgi_timeout=1.5,
