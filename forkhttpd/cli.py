@@ -17,7 +17,7 @@ from typing import Any
 from . import logs
 from .arbiter import Arbiter, StartupError
 from .daemon import ReadyPipe, detach, refuse_under_service_manager
-from .listeners import BindError, describe, open_listeners, systemd_fds
+from .listeners import BindError, close_listeners, describe, open_listeners, systemd_fds
 from .pidfile import PidFile, PidFileError, holder
 from .privileges import PrivilegeError, hand_over_files, resolve
 from .settings import Settings, SettingsError, load_settings, to_toml
@@ -50,18 +50,6 @@ class _Startup:
 
 def _fail(message: str, details: str = "") -> int:
     return _Startup().fail(message, details)
-
-
-def _cleanup(listeners: list[socket.socket], master_pid: int) -> None:
-    for sock in listeners:
-        if sock.family == socket.AF_UNIX and os.getpid() == master_pid:
-            try:
-                path = sock.getsockname()
-                if path:
-                    os.unlink(path)
-            except OSError:
-                pass
-        sock.close()
 
 
 def app_label(settings: Settings) -> str:
@@ -137,7 +125,7 @@ def run_server(settings: Settings, make_adapter: Any = None,
             return startup.fail(str(error), error.details)
     finally:
         if os.getpid() == master_pid:
-            _cleanup(listeners, master_pid)
+            close_listeners(listeners)
             if pidfile is not None:
                 pidfile.release()
 

@@ -87,6 +87,8 @@ def collect(arbiter: Any, tally: Tally, rps: float = 0.0,
         })
     listeners = []
     for sock in arbiter.listeners:
+        if sock.fileno() < 0:
+            continue  # closed by a stop
         queued, backlog = listen_queue(sock)
         listeners.append({"address": describe(sock), "queued": queued, "backlog": backlog})
     current = arbiter.current

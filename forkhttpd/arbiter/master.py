@@ -26,7 +26,7 @@ from setproctitle import setproctitle
 
 from .. import logs, systemd
 from ..heartbeat import Scoreboard
-from ..listeners import BindError, describe
+from ..listeners import BindError, close_listeners, describe
 from ..planning import plan_workers
 from ..signals import SignalQueue
 from ..status import Observer
@@ -243,6 +243,10 @@ class Arbiter(Generations):
         self.stop_deadline = time.monotonic() + timeout
         log.info("%s stop: %d workers", self.stopping,
                  sum(1 for w in self.workers.values() if w.pid > 0))
+        # New connections are refused from the moment the workers have taken what is queued
+        # (each closes its copy then), instead of waiting in a backlog nobody will take until
+        # the last process exits and they are reset. A socket systemd holds stays open.
+        close_listeners(self.listeners)
         for gen in self.generations.values():
             self._retire_zygote(gen)
             send(gen.zygote_pid, signal.SIGTERM)

@@ -183,6 +183,9 @@ class ServeLoop:
                 conn.head_start = now
                 conn.deadline = now + self.options.header_timeout
                 self._register(conn)  # a request already sent makes it readable at once
+            # Our copy of the listening socket goes too: once every process has closed its
+            # copy, the kernel refuses new connections instead of queueing them for no one.
+            acceptor.listener.close()
 
     # -- accepting -----------------------------------------------------------------------
     def _accept(self, listener: Acceptor, limit: int = 0) -> None:

@@ -339,3 +339,32 @@ def test_defer_accept_still_serves_clients_that_wait_before_sending(
         # closed quietly at the header timeout, like an idle keep-alive one (no 408)
         assert silent.recv(65536) == b""
     assert server.request("GET", "/hello")[2] == b"Hello world!"
+
+
+def test_a_stopping_server_refuses_new_connections_while_it_finishes(
+        start_server) -> None:  # type: ignore[no-untyped-def]
+    # A graceful stop keeps serving the connections it has, but new ones are refused at
+    # once, not queued in a backlog nobody will take and reset when the last process exits.
+    port = free_port()
+    server = start_server("--app", "mymod:handler", "--workers", "1", "--keep-alive", "4",
+                          "--bind", f"127.0.0.1:{port}", bind_socket=False)
+    server.port = port
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as kept:
+        buffer = bytearray()
+        kept.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_response(kept, buffer)[2] == b"Hello world!"
+        server.send_signal(signal.SIGTERM)
+        refused = False
+        deadline = time.monotonic() + 3.0  # the kept connection holds the stop for 4 s
+        while not refused and time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                time.sleep(0.05)
+            except ConnectionRefusedError:
+                refused = True
+        assert refused
+        assert server.proc.poll() is None  # still finishing: the kept connection is served
+        kept.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        _, headers, body = read_response(kept, buffer)
+        assert (body, headers["connection"]) == (b"Hello world!", "close")
+    assert server.proc.wait(10) == 0
