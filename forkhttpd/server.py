@@ -4,6 +4,7 @@ fork or signal by itself (arbiter does) nor touch client sockets (serve does).""
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -51,10 +52,21 @@ class HttpServer:
         if not self.block:
             self.pid = start_in_child(self._run)
             return
+        # This process becomes the master for a while: what the server changes for itself
+        # (umask, working directory) is the embedding script's again once it returns.
+        mask = os.umask(0o22)
+        os.umask(mask)
+        cwd = os.getcwd()
         try:
             self.exit_code = self._run()
         except KeyboardInterrupt:
             self.exit_code = 0
+        finally:
+            os.umask(mask)
+            try:
+                os.chdir(cwd)
+            except OSError:
+                pass  # the directory is gone; nowhere better to go
 
     def stop(self, graceful: bool = True) -> None:
         """Stop a server started with block=False (graceful: in-flight requests finish)."""

@@ -206,3 +206,30 @@ def test_binds_by_address_ipv6_and_unix(tmp_path: Path) -> None:
     finally:
         assert server.stop() == 0
     assert not path.exists()
+
+
+def test_embedded_blocking_server_gives_back_umask_and_directory(tmp_path: Path) -> None:
+    # HttpServer(block=True) makes the embedding script the master until it stops; the
+    # umask and working directory the server set for itself are the script's again after.
+    from .ops_support import free_port
+
+    port = free_port()
+    err = tmp_path / "embedded.err"
+    with open(err, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, str(APPS / "embedded_state.py"), str(port), str(tmp_path)],
+            stdout=subprocess.PIPE, stderr=log, start_new_session=True,
+            stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        wait_until(lambda: "serving on" in err.read_text() or proc.poll() is not None, 15)
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            sock.settimeout(5)
+            assert sock.recv(65536).endswith(b"embedded")
+        os.kill(proc.pid, signal.SIGTERM)
+        out, _ = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert out.decode() == "after: umask 77, cwd restored True\n", err.read_text()

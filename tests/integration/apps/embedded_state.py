@@ -1,0 +1,19 @@
+"""Embeds HttpServer(block=True) with its own umask and chdir; prints this process's umask
+and working directory once the server has returned (test_skeleton checks they are back)."""
+
+import os
+import sys
+
+import forkhttpd
+
+os.umask(0o077)
+before = os.getcwd()
+
+
+def handler(request, response):
+    response.data = "embedded"
+
+
+forkhttpd.HttpServer(int(sys.argv[1]), handler, host="127.0.0.1", umask=0o022,
+                     chdir=sys.argv[2])
+print(f"after: umask {os.umask(0o077):o}, cwd restored {os.getcwd() == before}", flush=True)
