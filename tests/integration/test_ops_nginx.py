@@ -136,8 +136,10 @@ def test_restarting_instances_behind_nginx_loses_no_request(start_server, tmp_pa
             assert servers[index].stop() == 0  # TERM, wait for the master to exit
             servers[index] = instance(port)  # start again; wait until it serves
             restarts.append(time.monotonic() - begin)
-            # A rolling deploy waits out nginx's fail_timeout before the next instance.
-            time.sleep(_fail_timeout() + 0.5)
+            # A rolling deploy waits out nginx's fail_timeout before the next instance. nginx
+            # counts it in whole seconds (ngx_time()), so a rest lasts up to 1 s longer; a
+            # stopping instance refuses connections at once, so its rest starts right then.
+            time.sleep(_fail_timeout() + 1.5)
         client.running = False
         client.join(15)
         assert not client.is_alive()
