@@ -181,9 +181,12 @@ class Connection:
         except OSError:
             return None
 
-    def shutdown(self, how: int = socket.SHUT_WR) -> None:
+    def shutdown(self, how: int = socket.SHUT_WR) -> bool:
+        """Half-close (the FIN also sends a tail held back by send_all); False if the
+        connection is already gone."""
         self.fin_pending = False
         try:
             self.sock.shutdown(how)
         except OSError:
-            pass
+            return False
+        return True

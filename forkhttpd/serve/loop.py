@@ -361,10 +361,7 @@ class ServeLoop:
             return
         # Unread request bytes would make the kernel answer our close with RST, which can
         # destroy the response in flight: half-close and drain first (lingering close).
-        conn.fin_pending = False  # this FIN sends a held-back tail too
-        try:
-            conn.sock.shutdown(socket.SHUT_WR)
-        except OSError:
+        if not conn.shutdown():
             self._final_close(conn)
             return
         conn.phase = _LINGER
