@@ -36,11 +36,9 @@ class Exchange:
     """A request in flight on one connection."""
 
     __slots__ = ("conn", "request", "close", "started", "status", "bytes_sent", "start",
-                 "header_timeout", "min_body_rate", "_continue_sent", "_body_done",
-                 "_body_bytes", "_last_beat")
+                 "_continue_sent", "_body_done", "_body_bytes", "_last_beat")
 
-    def __init__(self, conn: Connection, request: Request, close: bool,
-                 header_timeout: float = 10.0, min_body_rate: int = 1024) -> None:
+    def __init__(self, conn: Connection, request: Request, close: bool) -> None:
         self.conn = conn
         self.request = request
         self.close = close
@@ -48,8 +46,6 @@ class Exchange:
         self.status = 0
         self.bytes_sent = 0
         self.start = time.monotonic()
-        self.header_timeout = header_timeout
-        self.min_body_rate = min_body_rate
         self._continue_sent = False
         self._body_done = False  # even a bodiless request ends with EndOfMessage
         self._body_bytes = 0
@@ -127,9 +123,11 @@ class Exchange:
             return b""
 
     def _body_deadline(self) -> float:
-        allowance = self.header_timeout
-        if self.min_body_rate > 0:
-            allowance += self._body_bytes / self.min_body_rate
+        # the settings are read here, not copied into every exchange: few requests have a body
+        options = self.conn.loop.options
+        allowance = options.header_timeout
+        if options.min_body_rate > 0:
+            allowance += self._body_bytes / options.min_body_rate
         else:
             allowance = max(allowance, 3600.0)
         return self.start + allowance

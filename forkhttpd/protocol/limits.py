@@ -14,7 +14,8 @@ _FIELDS = ("max_request_line", "max_header_fields", "max_header_field_size", "ma
 class Limits:
     """Per-connection parsing limits (all sizes in bytes); immutable, compared by value."""
 
-    __slots__ = _FIELDS
+    # max_head_size is derived, and stored rather than a property: every connection reads it
+    __slots__ = (*_FIELDS, "max_head_size")
 
     #: longest request line (without CRLF); longer -> 414 (RFC 9112 3, RFC 9110 15.5.15)
     max_request_line: int
@@ -27,6 +28,8 @@ class Limits:
     max_body_size: int
     #: HTTP/1.1 without Host -> 400 (RFC 9112 3.2). False relaxes only the missing-Host rule.
     require_host: bool
+    #: upper bound of a whole head implied by the line and field limits (incl. CRLFs)
+    max_head_size: int
 
     def __init__(self, max_request_line: int = 8190, max_header_fields: int = 100,
                  max_header_field_size: int = 8190, max_body_size: int = 1 << 30,
@@ -44,6 +47,9 @@ class Limits:
         setter(self, "max_header_field_size", max_header_field_size)
         setter(self, "max_body_size", max_body_size)
         setter(self, "require_host", require_host)
+        # the upper bound of a whole head that the line and field limits imply (with CRLFs)
+        setter(self, "max_head_size", max_request_line + 2
+               + max_header_fields * (max_header_field_size + 2) + 2)
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"Limits is immutable (use replace()): cannot set {name}")
@@ -68,12 +74,6 @@ class Limits:
         values = {name: getattr(self, name) for name in _FIELDS}
         values.update(changes)
         return Limits(**values)
-
-    @property
-    def max_head_size(self) -> int:
-        """Upper bound of a whole head implied by the line and field limits (incl. CRLFs)."""
-        return (self.max_request_line + 2
-                + self.max_header_fields * (self.max_header_field_size + 2) + 2)
 
 
 DEFAULT_LIMITS = Limits()

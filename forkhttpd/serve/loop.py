@@ -272,7 +272,7 @@ class ServeLoop:
         served = conn.served + 1
         close = (self.stopping or options.keep_alive <= 0
                  or 0 < options.max_keepalive_requests <= served)
-        exchange = Exchange(conn, request, close, options.header_timeout, options.min_body_rate)
+        exchange = Exchange(conn, request, close)
         if self.on_request is not None:
             self.on_request(request.request_line, exchange.start)
         self.current = exchange
