@@ -8,6 +8,9 @@ set of rules:
 * on any mismatch, `diagnose_lines` walks the lines in wire order with the same
   per-line checks the incremental scanner (readers.py) uses, so a head gets the
   same verdict and status whether it arrived in one piece or byte by byte.
+
+The outcome of a field section that passed is remembered (_FIELDS_CACHE): the next request
+with the same field lines skips the field parse, most of a small head's cost.
 """
 
 from __future__ import annotations
@@ -37,6 +40,17 @@ _OWS = " \t"
 # A worker sees the same few Host values over and over; remembering the ones that
 # passed HOST_RE saves a regex per request. Bounded, and holds only valid values.
 _VALID_HOSTS: set[str] = set()
+# A client sends the same field lines with each of its requests; mostly only the request
+# line changes. parse_head() is a pure function of (head, limits), so the outcome of a field
+# section that passed is kept, keyed by the section with the request's minor version digit
+# in front (the version decides keep-alive, Transfer-Encoding and Host rules), for
+# origin-form targets only (an absolute-form target supplies the host itself). An entry
+# remembers the Limits it was computed under and counts only for that same object.
+# Bounded: sections up to _FIELDS_CACHE_MAX_CHARS, cleared when the table is full.
+_FIELDS_CACHE: dict[str, tuple[Limits, tuple[tuple[str, str], ...], str | None, int | None,
+                               bool, bool, bool]] = {}
+_FIELDS_CACHE_MAX_ENTRIES = 128
+_FIELDS_CACHE_MAX_CHARS = 1024
 
 
 # --------------------------------------------------------------------------- request line
@@ -212,8 +226,15 @@ def parse_head(head: str, limits: Limits) -> Request:
     method, target, minor = m.groups()
     line = head[:crlf]
     version = "1.0" if minor == "0" else "1.1"  # RFC 9110 2.5, see parse_request_line
+    cache_key: str | None = None
     if target[0] == "/" and "#" not in target and method != "CONNECT":
         path, _, query = target.partition("?")  # origin-form, the common case
+        if len(head) - crlf <= _FIELDS_CACHE_MAX_CHARS:  # else not worth hashing
+            cache_key = head[crlf - 1:]  # the minor version digit, CRLF, the field lines
+            known = _FIELDS_CACHE.get(cache_key)
+            if known is not None and known[0] is limits:
+                return Request(method, target, path, query, version, list(known[1]),
+                               known[2], known[3], known[4], known[5], known[6], line)
         host: str | None = None
     else:
         path, query, host = parse_target(method, target)
@@ -263,6 +284,11 @@ def parse_head(head: str, limits: Limits) -> Request:
             and content_length > limits.max_body_size):
         # RFC 9110 15.5.14: refuse at the head, before reading a byte of the body
         raise ProtocolError(413, "request body too large")
+    if cache_key is not None:
+        if len(_FIELDS_CACHE) >= _FIELDS_CACHE_MAX_ENTRIES:
+            _FIELDS_CACHE.clear()
+        _FIELDS_CACHE[cache_key] = (limits, tuple(headers), host, content_length, chunked,
+                                    keep_alive, expect_continue)
     return Request(method, target, path, query, version, headers, host, content_length,
                    chunked, keep_alive, expect_continue, line)
 
