@@ -4,8 +4,9 @@
 Usage: python loadtests/parser_bench.py [--seconds N]
 
 Prints requests (or responses) per second and microseconds per operation for:
-a typical ~450-byte browser GET (parse only, and a whole keep-alive cycle), a
-small POST with a Content-Length body, and simple_response() of a hello world.
+a typical ~450-byte browser GET (parse only, also with field lines the parser has not seen
+before, and a whole keep-alive cycle), a small POST with a Content-Length body, and
+simple_response() of a hello world.
 When h11 is installed, the same GET parsed by h11 is shown for comparison.
 """
 
@@ -21,6 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from forkhttpd.protocol import EndOfMessage, Request, ServerConnection  # noqa: E402
+from forkhttpd.protocol import head as head_parser  # noqa: E402
 
 BROWSER_GET = (
     b"GET /articles/2024/http-parsing?page=2&sort=recent HTTP/1.1\r\n"
@@ -75,6 +77,12 @@ def parse_get() -> None:
     request = conn.next_event()
     end = conn.next_event()
     assert request.__class__ is Request and end.__class__ is EndOfMessage
+
+
+def parse_get_unseen() -> None:
+    """The same GET as if its field lines had never been seen (the parser's memo emptied)."""
+    head_parser._FIELDS_CACHE.clear()
+    parse_get()
 
 
 def parse_post() -> None:
@@ -141,6 +149,7 @@ def main() -> None:
           f"on {platform.machine()}; GET is {len(BROWSER_GET)} bytes, "
           f"POST {len(SMALL_POST)} bytes")
     report("GET parse (new ServerConnection each)", *run(opts.seconds, parse_get))
+    report("GET parse, field lines not seen before", *run(opts.seconds, parse_get_unseen))
     report("GET keep-alive cycle (parse+simple_response)", *run(opts.seconds, make_cycle()))
     report("POST parse, 27-byte Content-Length body", *run(opts.seconds, parse_post))
     report("simple_response() hello world", *time_simple_response(opts.seconds))
