@@ -40,13 +40,14 @@ _OWS = " \t"
 # A worker sees the same few Host values over and over; remembering the ones that
 # passed HOST_RE saves a regex per request. Bounded, and holds only valid values.
 _VALID_HOSTS: set[str] = set()
-# A client sends the same field lines with each of its requests; mostly only the request
-# line changes. parse_head() is a pure function of (head, limits), so the outcome of a field
-# section that passed is kept, keyed by the section with the request's minor version digit
-# in front (the version decides keep-alive, Transfer-Encoding and Host rules), for
-# origin-form targets only (an absolute-form target supplies the host itself). An entry
-# remembers the Limits it was computed under and counts only for that same object.
-# Bounded: sections up to _FIELDS_CACHE_MAX_CHARS, cleared when the table is full.
+# Many clients send the same field lines with every request and change only the request
+# line (API clients, health checks, benchmarks). parse_head() is a pure function of (head,
+# limits), so the outcome of a field section that passed is kept, keyed by the section with
+# the request's minor version digit in front (the version decides keep-alive,
+# Transfer-Encoding and Host rules), for origin-form targets only (an absolute-form target
+# supplies the host itself). An entry remembers the Limits it was computed under and counts
+# only for that same object. Bounded: sections up to _FIELDS_CACHE_MAX_CHARS, cleared when
+# the table is full.
 _FIELDS_CACHE: dict[str, tuple[Limits, tuple[tuple[str, str], ...], str | None, int | None,
                                bool, bool, bool]] = {}
 _FIELDS_CACHE_MAX_ENTRIES = 128

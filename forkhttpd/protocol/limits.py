@@ -47,7 +47,6 @@ class Limits:
         setter(self, "max_header_field_size", max_header_field_size)
         setter(self, "max_body_size", max_body_size)
         setter(self, "require_host", require_host)
-        # the upper bound of a whole head that the line and field limits imply (with CRLFs)
         setter(self, "max_head_size", max_request_line + 2
                + max_header_fields * (max_header_field_size + 2) + 2)
 
