@@ -10,21 +10,23 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .request import HttpRequest
-    from .response import HTTPError, HttpResponse
-    from .server import HttpServer
-    from .sse import SSEEvent, SSEResponse
-    from .static import staticResource
-    from .vshs import URL, Blob, get_query
+    from .interfaces.request import HttpRequest
+    from .interfaces.response import HTTPError, HttpResponse
+    from .interfaces.sse import SSEEvent, SSEResponse
+    from .interfaces.static import staticResource
+    from .interfaces.vshs import URL, Blob, get_query
+    from .ops.embedded import HttpServer
 
 __all__ = ["URL", "Blob", "HTTPError", "HttpRequest", "HttpResponse", "HttpServer", "SSEEvent",
            "SSEResponse", "get_query", "staticResource", "__version__"]
 
 __version__ = "0.1.0.dev0"
 
-_HOMES = {"HttpRequest": "request", "HTTPError": "response", "HttpResponse": "response",
-          "HttpServer": "server", "SSEEvent": "sse", "SSEResponse": "sse",
-          "staticResource": "static", "URL": "vshs", "Blob": "vshs", "get_query": "vshs"}
+_HOMES = {"HttpRequest": "interfaces.request", "HTTPError": "interfaces.response",
+          "HttpResponse": "interfaces.response", "HttpServer": "ops.embedded",
+          "SSEEvent": "interfaces.sse", "SSEResponse": "interfaces.sse",
+          "staticResource": "interfaces.static", "URL": "interfaces.vshs",
+          "Blob": "interfaces.vshs", "get_query": "interfaces.vshs"}
 
 
 def __getattr__(name: str) -> Any:

@@ -14,13 +14,13 @@ import socket
 import sys
 from typing import Any
 
-from . import logs
-from .arbiter import Arbiter, StartupError
-from .daemon import ReadyPipe, detach, refuse_under_service_manager
-from .listeners import BindError, close_listeners, describe, open_listeners, systemd_fds
-from .pidfile import PidFile, PidFileError, holder
-from .privileges import PrivilegeError, hand_over_files, resolve
-from .settings import Settings, SettingsError, load_settings, to_toml
+from .config.settings import Settings, SettingsError, load_settings, to_toml
+from .master.arbiter import Arbiter, StartupError
+from .master.listeners import BindError, close_listeners, describe, open_listeners, systemd_fds
+from .ops.daemon import ReadyPipe, detach, refuse_under_service_manager
+from .ops.pidfile import PidFile, PidFileError, holder
+from .ops.privileges import PrivilegeError, hand_over_files, resolve
+from .runtime import logs
 
 __all__ = ["main", "run_server"]
 
@@ -133,11 +133,11 @@ def run_server(settings: Settings, make_adapter: Any = None,
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in ("reload", "stop", "status"):
-        from .control import main as control_main
+        from .ops.control import main as control_main
 
         return control_main(args)
     if args and args[0] == "_check-app":
-        from .checkconfig import import_child
+        from .ops.check import import_child
 
         return import_child(args[1:])
     try:
@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(to_toml(settings))
         return 0
     if settings.check_config:
-        from .checkconfig import check_config
+        from .ops.check import check_config
 
         return check_config(settings, args)
     if settings.daemon:

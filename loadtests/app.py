@@ -79,7 +79,7 @@ def _static_files() -> Any:
     """forkhttpd's own static handler, mounted at /static (imported on first use)."""
     global _static
     if _static is None:
-        from forkhttpd.static import StaticFiles
+        from forkhttpd.interfaces.static import StaticFiles
 
         _static = StaticFiles(STATIC_DIR, prefix="/static")
     return _static

@@ -14,8 +14,8 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from ..exchange import Exchange
 from ..protocol import Limits
+from ..worker.exchange import Exchange
 from .native import native_adapter
 
 __all__ = ["Adapter", "InterfaceError", "build_adapter", "build_app_adapter",
@@ -128,7 +128,7 @@ def _limits(settings: Any) -> Limits:
 
 def build_app_adapter(settings: Any) -> Adapter:
     """Load what the settings name (in a zygote or a check process, never in the master)."""
-    from ..loader import load_app
+    from .loader import load_app
     from .router import build_router
 
     app = None
@@ -153,10 +153,9 @@ def preload_modules() -> None:
     app's code, not the server's, should need to be readable by that user."""
     import importlib
 
-    for name in ("forkhttpd.loader", "forkhttpd.interfaces.router", "forkhttpd.interfaces.wsgi",
-                 "forkhttpd.interfaces.handler_class", "forkhttpd.interfaces.routes",
-                 "forkhttpd.static", "forkhttpd.cgi", "forkhttpd.sse", "forkhttpd.vshs"):
+    for name in ("loader", "router", "wsgi", "handler_class", "routes", "static", "cgi", "sse",
+                 "vshs"):
         try:
-            importlib.import_module(name)
+            importlib.import_module(f"{__name__}.{name}")
         except ImportError:
             pass

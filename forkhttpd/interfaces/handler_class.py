@@ -18,8 +18,8 @@ import logging
 import socket
 from typing import Any
 
-from ..exchange import Exchange
 from ..protocol import Limits
+from ..worker.exchange import Exchange
 
 __all__ = ["handler_class_adapter"]
 

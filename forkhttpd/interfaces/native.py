@@ -7,9 +7,10 @@ from collections.abc import Callable
 from types import CoroutineType
 from typing import Any
 
-from ..exchange import Exchange
-from ..request import HttpRequest
-from ..response import HTTPError, HttpResponse, error_parts, finalize
+from ..worker.exchange import Exchange
+from ..worker.parts import error_parts
+from .request import HttpRequest
+from .response import HTTPError, HttpResponse, finalize
 
 __all__ = ["native_adapter"]
 

@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..exchange import Exchange
+from ..worker.exchange import Exchange
 from .native import native_adapter
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ class Router:
 
 
 def _static(settings: Any, directory: str, prefix: str = "") -> Adapter:
-    from ..static import StaticFiles
+    from .static import StaticFiles
 
     return native_adapter(StaticFiles(
         directory, prefix=prefix, follow_symlinks=settings.follow_symlinks,
@@ -74,7 +74,7 @@ def build_router(settings: Any, app: Adapter | None) -> Adapter:
             raise ValueError(f"--static {mount}: no such directory")
         router.mount(mount.url_prefix, _static(settings, mount.directory, mount.url_prefix))
     for mount in settings.cgi_dir:
-        from ..cgi import CGIDirectory
+        from .cgi import CGIDirectory
 
         if not os.path.isdir(mount.directory):
             raise ValueError(f"--cgi-dir {mount}: no such directory")

@@ -22,17 +22,11 @@ import traceback
 from typing import Any
 from urllib.parse import unquote
 
-from ..exchange import Exchange
-from ..loader import AppNotFound, AppRaised
-from ..response import (
-    HTTPError,
-    HttpResponse,
-    ResponseParts,
-    error_parts,
-    finalize,
-    trusted_fields,
-)
-from ..vshs import URL, BodyError, convert_body
+from ..worker.exchange import Exchange
+from ..worker.parts import ResponseParts, error_parts, trusted_fields
+from .loader import AppNotFound, AppRaised
+from .response import HTTPError, HttpResponse, finalize
+from .vshs import URL, BodyError, convert_body
 
 __all__ = ["Route", "RoutesDirectory"]
 

@@ -19,8 +19,8 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from ..exchange import Exchange
-from ..response import FileSlice, ResponseParts, trusted_fields
+from ..worker.exchange import Exchange
+from ..worker.parts import FileSlice, ResponseParts, trusted_fields
 
 __all__ = ["ErrorStream", "FileWrapper", "InputStream", "wsgi_adapter"]
 

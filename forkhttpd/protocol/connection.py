@@ -9,15 +9,7 @@ buffer until start_next_cycle().
 from __future__ import annotations
 
 from .errors import LocalProtocolError, ProtocolError
-from .events import (
-    NEED_DATA,
-    PAUSED,
-    ConnectionClosed,
-    EndOfMessage,
-    Event,
-    Headers,
-    Request,
-)
+from .events import NEED_DATA, PAUSED, ConnectionClosed, EndOfMessage, Event, Headers, Request
 from .grammar import LEADING_CRLF_RE
 from .head import parse_head
 from .limits import DEFAULT_LIMITS, Limits

@@ -50,7 +50,7 @@ def metric_samples(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], f
 
 def status_cli(pidfile: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    return subprocess.run([sys.executable, "-m", "forkhttpd.status", "--pid", str(pidfile),
+    return subprocess.run([sys.executable, "-m", "forkhttpd.master.status", "--pid", str(pidfile),
                            *args], env=env, capture_output=True, text=True, timeout=10)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from forkhttpd.pidfile import holder, read_pid
+from forkhttpd.ops.pidfile import holder, read_pid
 
 from .harness import APPS, cmdline, listening_socket, wait_until
 from .ops_support import alive, kill_daemon, run_forkhttpd

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from forkhttpd.settings import Settings
+from forkhttpd.config.settings import Settings
 
 from .harness import REPO
 

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 
 from forkhttpd import URL, Blob, get_query
-from forkhttpd.cgi import CGIError, parse_cgi_output
 from forkhttpd.interfaces import InterfaceError, detect_interface
+from forkhttpd.interfaces.cgi import CGIError, parse_cgi_output
 from forkhttpd.interfaces.routes import RoutesDirectory
+from forkhttpd.interfaces.sse import SSEEvent, format_event
+from forkhttpd.interfaces.static import byte_range
+from forkhttpd.interfaces.vshs import BodyError, convert_body
 from forkhttpd.interfaces.wsgi import InputStream
-from forkhttpd.sse import SSEEvent, format_event
-from forkhttpd.static import byte_range
-from forkhttpd.vshs import BodyError, convert_body
 
 
 @pytest.mark.parametrize(("header", "expected"), [

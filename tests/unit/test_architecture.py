@@ -82,7 +82,7 @@ def test_psutil_only_in_supervision() -> None:
 def test_the_master_never_imports_application_loading() -> None:
     # only the zygote (and throwaway check processes) load the app
     for path in (PACKAGE / "arbiter").glob("*.py"):
-        assert "forkhttpd.loader" not in imports_of(path), rel(path)
+        assert "forkhttpd.interfaces.loader" not in imports_of(path), rel(path)
 
 
 def socket_calls(path: Path) -> set[str]:

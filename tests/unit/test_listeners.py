@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 import socket
 
-from forkhttpd.listeners import open_listeners
-from forkhttpd.settings import BindAddress, Settings
+from forkhttpd.config.settings import BindAddress, Settings
+from forkhttpd.master.listeners import open_listeners
 
 LOOPBACK = BindAddress("tcp", "127.0.0.1", 0)
 

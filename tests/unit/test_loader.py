@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from forkhttpd.loader import AppNotFound, AppRaised, load_app, parse_spec
+from forkhttpd.interfaces.loader import AppNotFound, AppRaised, load_app, parse_spec
 
 
 @pytest.fixture

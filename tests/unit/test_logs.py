@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from forkhttpd import logs
+from forkhttpd.runtime import logs
 
 REPO = Path(__file__).resolve().parents[2]
 COMBINED = re.compile(
@@ -214,7 +214,7 @@ def test_fatal_error_dump_follows_a_reopened_error_log(tmp_path: Path) -> None:
     script = (
         "import faulthandler, os, resource, signal\n"
         "resource.setrlimit(resource.RLIMIT_CORE, (0, 0))\n"
-        "from forkhttpd import logs\n"
+        "from forkhttpd.runtime import logs\n"
         f"logs.configure_error_log({str(tmp_path / 'error.log')!r})\n"
         "faulthandler.enable(file=logs.error_fd())\n"
         f"os.rename({str(tmp_path / 'error.log')!r}, {str(tmp_path / 'error.log.1')!r})\n"

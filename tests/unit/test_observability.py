@@ -3,7 +3,6 @@ parser), the status table, the status file and the non-blocking status server; n
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import select
@@ -17,9 +16,10 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from forkhttpd import heartbeat, metrics, status
-from forkhttpd.heartbeat import Meter, Scoreboard
-from forkhttpd.supervision import Sample
+from forkhttpd.master import metrics, status
+from forkhttpd.master.health import Sample
+from forkhttpd.runtime import scoreboard as heartbeat
+from forkhttpd.runtime.scoreboard import Meter, Scoreboard
 
 
 def exchange(status_code: int, size: int, seconds_ago: float) -> Any:
@@ -287,22 +287,3 @@ def test_status_server_limits_open_connections() -> None:
         for sock in held:
             sock.close()
         server.close()
-
-
-def test_observability_modules_import_only_downward() -> None:
-    package = Path(status.__file__).parent
-    forbidden = {
-        "heartbeat": {"serve", "worker", "arbiter", "supervision", "psutil"},
-        "logs": {"serve", "worker", "arbiter", "supervision", "psutil"},
-        "metrics": {"serve", "worker", "arbiter", "supervision", "psutil", "socket"},
-        "status": {"serve", "worker", "arbiter", "supervision", "psutil"},
-    }
-    for module, names in forbidden.items():
-        tree = ast.parse((package / f"{module}.py").read_text())
-        found = set()
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                found.update(alias.name.split(".")[0] for alias in node.names)
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                found.add(node.module.split(".")[0])
-        assert not found & names, f"{module} imports {found & names}"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from forkhttpd.control import _age, _generation, _short
-from forkhttpd.daemon import refuse_under_service_manager
+from forkhttpd.ops.control import _age, _generation, _short
+from forkhttpd.ops.daemon import refuse_under_service_manager
 
 
 def test_ages_read_like_uptime() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from forkhttpd.pidfile import AlreadyRunning, PidFile, PidFileError, holder, read_pid
+from forkhttpd.ops.pidfile import AlreadyRunning, PidFile, PidFileError, holder, read_pid
 
 
 def _dead_pid() -> int:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from forkhttpd.planning import plan_workers
-from forkhttpd.supervision import Sample, judge
+from forkhttpd.master.health import Sample, judge
+from forkhttpd.master.planning import plan_workers
 
 
 @dataclass
@@ -121,7 +121,7 @@ def exited(code: int = 0, signum: int = 0) -> int:
 def test_exit_reasons() -> None:
     import signal
 
-    from forkhttpd.arbiter.supervise import exit_reason
+    from forkhttpd.master.supervise import exit_reason
 
     assert exit_reason("timeout", "", exited(signum=signal.SIGABRT)) == "timeout"
     assert exit_reason("reload", "shutdown", exited(0)) == "reload"
@@ -147,7 +147,7 @@ class _Board:
 
 
 def test_a_torn_heartbeat_read_is_read_again() -> None:
-    from forkhttpd.arbiter.supervise import Supervising, WorkerRecord
+    from forkhttpd.master.supervise import Supervising, WorkerRecord
 
     watch = Supervising()
     record = WorkerRecord(pid=10, number=1, generation=1, slot=0, spawned=0.0)

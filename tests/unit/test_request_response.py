@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from forkhttpd.request import Headers, HttpRequest, split_path
-from forkhttpd.response import HTTPError, HttpResponse, error_parts, finalize
+from forkhttpd.interfaces.request import Headers, HttpRequest, split_path
+from forkhttpd.interfaces.response import HTTPError, HttpResponse, finalize
+from forkhttpd.worker.parts import error_parts
 
 
 def make(path: str = "/", query: str = "", fields=None, body: bytes | None = None) -> HttpRequest:

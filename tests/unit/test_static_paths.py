@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from forkhttpd.static import content_type_for, map_path, open_beneath, resolve_path
+from forkhttpd.interfaces.static import content_type_for, map_path, open_beneath, resolve_path
 
 
 @pytest.fixture

@@ -12,9 +12,9 @@ import sys
 import time
 from pathlib import Path
 
-from forkhttpd.arbiter import zygote_entry
-from forkhttpd.heartbeat import Scoreboard
-from forkhttpd.settings import BindAddress, Mount, Settings
+from forkhttpd.config.settings import BindAddress, Mount, Settings
+from forkhttpd.master import zygote_entry
+from forkhttpd.runtime.scoreboard import Scoreboard
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -72,16 +72,16 @@ def test_the_scoreboard_is_shared_through_its_memfd() -> None:
 def test_a_fresh_zygote_imports_none_of_the_master() -> None:
     # What an exec'd zygote imports before the app: the worker's modules, not the master's.
     code = ("import sys\n"
-            "from forkhttpd.arbiter import zygote_entry\n"
-            "from forkhttpd.arbiter import zygote\n"
+            "from forkhttpd.master import zygote_entry\n"
+            "from forkhttpd.master import zygote\n"
             "from forkhttpd.interfaces import router\n"
             "print(' '.join(sorted(sys.modules)))\n")
     env = dict(os.environ, PYTHONPATH=str(REPO))
     out = subprocess.run([sys.executable, "-c", code], env=env, cwd="/", check=True,
                          capture_output=True, text=True).stdout.split()
-    master_only = {"argparse", "tomllib", "psutil", "ctypes", "forkhttpd.settings",
-                   "forkhttpd.settings_table", "forkhttpd.supervision", "forkhttpd.status",
-                   "forkhttpd.arbiter.master", "forkhttpd.arbiter.generations",
-                   "forkhttpd.cli", "forkhttpd.privileges", "forkhttpd.metrics",
-                   "subprocess", "forkhttpd.cgi", "forkhttpd.loader"}
+    master_only = {"argparse", "tomllib", "psutil", "ctypes", "forkhttpd.config.settings",
+                   "forkhttpd.config.table", "forkhttpd.master.health", "forkhttpd.master.status",
+                   "forkhttpd.master.arbiter", "forkhttpd.master.generations",
+                   "forkhttpd.cli", "forkhttpd.ops.privileges", "forkhttpd.master.metrics",
+                   "subprocess", "forkhttpd.interfaces.cgi", "forkhttpd.interfaces.loader"}
     assert master_only.isdisjoint(out), sorted(master_only & set(out))

@@ -2,9 +2,9 @@
 
 import sys
 
-MASTER_ONLY = ("argparse", "tomllib", "psutil", "ctypes", "forkhttpd.settings",
-               "forkhttpd.settings_table", "forkhttpd.supervision", "forkhttpd.status",
-               "forkhttpd.arbiter.master", "forkhttpd.cli", "forkhttpd.privileges")
+MASTER_ONLY = ("argparse", "tomllib", "psutil", "ctypes", "forkhttpd.config.settings",
+               "forkhttpd.config.table", "forkhttpd.master.health", "forkhttpd.master.status",
+               "forkhttpd.master.arbiter", "forkhttpd.cli", "forkhttpd.ops.privileges")
 
 
 def handler(request, response):

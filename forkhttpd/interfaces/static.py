@@ -17,7 +17,8 @@ import re
 import stat
 from typing import Any
 
-from .response import FileSlice, HttpResponse, RawFile, imf_fixdate
+from ..worker.parts import FileSlice, RawFile, imf_fixdate
+from .response import HttpResponse
 
 __all__ = ["StaticFiles", "byte_range", "resolve_path", "staticResource"]
 

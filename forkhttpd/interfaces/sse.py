@@ -28,11 +28,11 @@ from collections.abc import Awaitable, Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .exchange import ClientGone
-from .response import ResponseParts
+from ..worker.exchange import ClientGone
+from ..worker.parts import ResponseParts
 
 if TYPE_CHECKING:
-    from .exchange import Exchange
+    from ..worker.exchange import Exchange
 
 __all__ = ["SSEEvent", "SSEResponse", "format_event"]
 

@@ -1,7 +1,7 @@
 """The start of an exec'd zygote, both sides of it: the master builds the command and the
 bootstrap (settings as plain data, descriptor numbers), the fresh interpreter reads them back
 and runs zygote_main; this module must import nothing up front but os, sys, marshal and
-forkhttpd.mounts (no settings, argparse, tomllib, psutil, dataclasses, json), since both
+forkhttpd.interfaces.mounts (no settings, argparse, tomllib, psutil, dataclasses, json), since both
 processes import it.
 
 Why exec: a zygote forked from the master carries every page the master ever touched
@@ -21,7 +21,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from ..mounts import Mount
+from ..interfaces.mounts import Mount
 
 __all__ = ["BOOTSTRAP", "bootstrap", "exec_zygote", "main", "plain_settings", "say_failed",
            "settings_from_plain", "zygote_command"]
@@ -29,7 +29,7 @@ __all__ = ["BOOTSTRAP", "bootstrap", "exec_zygote", "main", "plain_settings", "s
 # The -c program: forkhttpd from the very directory the master imported it from, whatever
 # the current directory holds; the master's own sys.path replaces the default one next.
 BOOTSTRAP = ("import sys; sys.path.insert(0, sys.argv[1]); "
-             "from forkhttpd.arbiter.zygote_entry import main; main()")
+             "from forkhttpd.master.zygote_entry import main; main()")
 _MOUNT_TAG = "__mount__"  # a Mount travels as {_MOUNT_TAG: (url_prefix, directory)}
 _SIZE = 8  # the bootstrap's length prefix, in bytes (big-endian)
 
@@ -164,12 +164,12 @@ def main() -> None:
 
         setproctitle(f"forkhttpd: zygote gen {boot['number']} [{boot['app_label']}] loading")
         settings = settings_from_plain(boot["settings"])
-        from .. import logs
+        from ..runtime import logs
 
         logs.configure_error_log(settings.error_logfile, settings.log_level)
         import socket
 
-        from ..heartbeat import Scoreboard
+        from ..runtime.scoreboard import Scoreboard
         from .zygote import ZygoteContext, zygote_main
 
         board_fd, capacity = boot["board"]

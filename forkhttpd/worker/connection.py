@@ -11,8 +11,8 @@ import socket
 import time
 from typing import TYPE_CHECKING
 
-from ..exchange import ClientGone
 from ..protocol import ServerConnection
+from .exchange import ClientGone
 
 if TYPE_CHECKING:
     from .loop import ServeLoop

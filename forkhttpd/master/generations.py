@@ -20,11 +20,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from .. import logs, systemd
-from ..heartbeat import Scoreboard
-from ..settings import reloadable_changes
-from ..supervision import watch
+from ..config.settings import reloadable_changes
+from ..runtime import logs, systemd
+from ..runtime.scoreboard import Scoreboard
 from .children import describe_status, send
+from .health import watch
 from .supervise import Supervising, WorkerRecord
 from .zygote_entry import bootstrap, exec_zygote, zygote_command
 

@@ -9,7 +9,7 @@ import time
 from collections import deque
 from typing import Any
 
-from .heartbeat import (
+from ..runtime.scoreboard import (
     BUCKET0,
     BUCKETS,
     BYTES,
@@ -19,7 +19,7 @@ from .heartbeat import (
     DURATION_SUM,
     REQUESTS,
 )
-from .heartbeat import STATES as _STATES
+from ..runtime.scoreboard import STATES as _STATES
 
 __all__ = ["EXIT_REASONS", "STATUS_CLASSES", "Tally", "render_metrics", "render_table", "summary",
            "totals"]

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .serve import Connection
+    from .connection import Connection
 
 __all__ = ["TakenSocket"]
 

@@ -11,10 +11,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import logs
-from ..heartbeat import Scoreboard
-from ..supervision import Sample, judge, observe
+from ..runtime import logs
+from ..runtime.scoreboard import Scoreboard
 from .children import describe_status, send
+from .health import Sample, judge, observe
 
 __all__ = ["RECYCLES", "STAGGERED", "Supervising", "WorkerRecord", "exit_reason"]
 

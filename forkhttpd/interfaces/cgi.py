@@ -21,9 +21,9 @@ import time
 from collections.abc import Callable
 from urllib.parse import unquote
 
-from .exchange import Exchange
-from .protocol import Request
-from .response import SERVER_NAME, ResponseParts, error_parts, trusted_fields
+from ..protocol import Request
+from ..worker.exchange import Exchange
+from ..worker.parts import SERVER_NAME, ResponseParts, error_parts, trusted_fields
 from .static import resolve_path
 
 __all__ = ["CGIDirectory", "CGIError", "parse_cgi_output"]

@@ -8,11 +8,11 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from .arbiter import start_in_child, stop_child, wait_child
-from .cli import run_server
-from .interfaces import build_embedded_adapter
-from .settings import BindAddress, Settings
-from .static import staticResource
+from ..cli import run_server
+from ..config.settings import BindAddress, Settings
+from ..interfaces import build_embedded_adapter
+from ..interfaces.static import staticResource
+from ..master.children import start_in_child, stop_child, wait_child
 
 __all__ = ["HttpServer"]
 

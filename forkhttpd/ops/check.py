@@ -14,11 +14,11 @@ import sys
 import traceback
 from typing import Any
 
-from .listeners import systemd_fds
-from .loader import AppLoadError
+from ..config.settings import Settings, SettingsError, load_settings
+from ..interfaces.loader import AppLoadError
+from ..master.listeners import systemd_fds
 from .pidfile import PidFileError, holder
 from .privileges import PrivilegeError, drop_for_app, resolve
-from .settings import Settings, SettingsError, load_settings
 
 __all__ = ["check_config", "import_child"]
 
@@ -174,7 +174,7 @@ def import_child(args: list[str]) -> int:
         os.umask(settings.umask)
         if settings.chdir:
             os.chdir(settings.chdir)
-        from .interfaces import build_app_adapter, preload_modules
+        from ..interfaces import build_app_adapter, preload_modules
 
         preload_modules()  # forkhttpd itself need not be readable by --user
         drop_for_app(settings)
@@ -198,8 +198,8 @@ def _interface(settings: Settings) -> str:
     if settings.interface != "auto" or not settings.app or settings.app.endswith("()"):
         return settings.interface
     try:
-        from .interfaces import detect_interface
-        from .loader import load_app
+        from ..interfaces import detect_interface
+        from ..interfaces.loader import load_app
 
         return f"auto ({detect_interface(load_app(settings.app, settings.chdir))})"
     except Exception:  # noqa: BLE001 - only a label; the real load already succeeded

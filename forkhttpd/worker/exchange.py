@@ -9,12 +9,12 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from .protocol import NEED_DATA, Data, EndOfMessage, Request
-from .response import ResponseParts, error_parts
+from ..protocol import NEED_DATA, Data, EndOfMessage, Request
+from .parts import ResponseParts, error_parts
 from .takeover import TakenSocket
 
 if TYPE_CHECKING:
-    from .serve import Connection
+    from .connection import Connection
 
 __all__ = ["ClientGone", "Exchange", "HandlerTimeout"]
 

@@ -16,9 +16,9 @@ import signal
 import sys
 import time
 
+from ..config.settings import SettingsError, load_settings
+from ..master.health import ProcessInfo, children_info, process_info
 from .pidfile import PidFileError, holder
-from .settings import SettingsError, load_settings
-from .supervision import ProcessInfo, children_info, process_info
 
 __all__ = ["COMMANDS", "main"]
 
@@ -118,8 +118,8 @@ def _pid_path(args: argparse.Namespace) -> tuple[str | None, float]:
 def _status(target: _Target, path: str, as_json: bool) -> int:
     """The per-worker table from the status file the master keeps next to its PID file
     (observability); the process list from /proc when there is none yet."""
-    from .metrics import render_table
-    from .status import NotRunning, read_status
+    from ..master.metrics import render_table
+    from ..master.status import NotRunning, read_status
 
     try:
         snapshot = read_status(path)

@@ -24,11 +24,11 @@ from typing import Any
 
 from setproctitle import setproctitle
 
-from .. import logs
-from ..heartbeat import Scoreboard
 from ..interfaces import Adapter, preload_modules
-from ..signals import reset_signals
-from ..worker import run_worker
+from ..runtime import logs
+from ..runtime.scoreboard import Scoreboard
+from ..runtime.signals import reset_signals
+from ..worker.process import run_worker
 from .zygote_entry import say_failed
 
 __all__ = ["ZygoteContext", "zygote_main"]
@@ -72,7 +72,7 @@ def zygote_main(ctx: ZygoteContext, number: int, cmd_r: int, msg_w: int) -> None
         settings = ctx.settings
         try:
             if settings.user or settings.group:
-                from .. import privileges
+                from ..ops import privileges
 
                 preload_modules()
                 privileges.drop_for_app(settings)  # ops: --user/--group, before the import

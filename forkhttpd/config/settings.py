@@ -2,7 +2,7 @@
 and generate the CLI, sample config and docs from the one table; a leaf module that imports
 nothing from forkhttpd beyond its own settings_table and settings_types.
 
-`python -m forkhttpd.settings --write` regenerates etc/forkhttpd.toml and docs/settings.md
+`python -m forkhttpd.config.settings --write` regenerates etc/forkhttpd.toml and docs/settings.md
 from the table; `--check` exits 1 when either is stale.
 """
 
@@ -18,15 +18,8 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, NoReturn
 
-from forkhttpd.settings_table import (
-    ENV_PREFIX,
-    SECTIONS,
-    SETTINGS,
-    SETTINGS_BY_NAME,
-    Setting,
-    Settings,
-)
-from forkhttpd.settings_types import (
+from .table import ENV_PREFIX, SECTIONS, SETTINGS, SETTINGS_BY_NAME, Setting, Settings
+from .types import (
     BadItem,
     BindAddress,
     InvalidValue,
@@ -328,7 +321,7 @@ def render_toml() -> str:
     """The sample config file etc/forkhttpd.toml: every key commented out with its help."""
     lines = [
         "# forkhttpd sample configuration. Generated from forkhttpd/settings_table.py by",
-        "# `python -m forkhttpd.settings --write`: edit the table, not this file.",
+        "# `python -m forkhttpd.config.settings --write`: edit the table, not this file.",
         "#",
         "# Every setting is listed, commented out, with its default value (or, for settings",
         "# that are not set by default, an example). Uncomment the lines you need. The same",
@@ -362,7 +355,7 @@ def render_markdown() -> str:
         "# forkhttpd settings",
         "",
         "<!-- Generated from forkhttpd/settings_table.py by "
-        "`python -m forkhttpd.settings --write`; edit the table, not this file. -->",
+        "`python -m forkhttpd.config.settings --write`; edit the table, not this file. -->",
         "",
         "Every setting can be given in three places. From lowest to highest precedence:",
         "",
@@ -417,14 +410,14 @@ GENERATED_FILES: dict[str, Callable[[], str]] = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    """python -m forkhttpd.settings --write | --check [--root DIR]"""
+    """python -m forkhttpd.config.settings --write | --check [--root DIR]"""
     parser = argparse.ArgumentParser(
-        prog="python -m forkhttpd.settings",
+        prog="python -m forkhttpd.config.settings",
         description="Regenerate or check the files generated from the settings table.")
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--write", action="store_true", help="rewrite the generated files")
     mode.add_argument("--check", action="store_true", help="exit 1 if any file is stale")
-    parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parent.parent,
+    parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[2],
                         help="the source tree (default: the one holding this module)")
     args = parser.parse_args(argv)
     stale = []
@@ -441,7 +434,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             stale.append(relative)
     if stale:
-        print(f"stale: {', '.join(stale)}; run python -m forkhttpd.settings --write",
+        print(f"stale: {', '.join(stale)}; run python -m forkhttpd.config.settings --write",
               file=sys.stderr)
         return 1
     return 0

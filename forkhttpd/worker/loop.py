@@ -18,12 +18,19 @@ import socket
 import time
 from collections.abc import Callable
 
-from ..exchange import ClientGone, Exchange, HandlerTimeout
-from ..protocol import NEED_DATA, ConnectionClosed, Limits, ProtocolError, Request, ServerConnection
+from ..protocol import (
+    NEED_DATA,
+    ConnectionClosed,
+    Limits,
+    ProtocolError,
+    Request,
+    ServerConnection,
+)
 from .connection import HEAD as _HEAD
 from .connection import IDLE as _IDLE
 from .connection import LINGER as _LINGER
 from .connection import Acceptor, Connection
+from .exchange import ClientGone, Exchange, HandlerTimeout
 
 __all__ = ["ServeLoop", "ServeOptions"]
 

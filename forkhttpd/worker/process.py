@@ -17,13 +17,14 @@ from typing import Any
 
 from setproctitle import setproctitle
 
-from . import heartbeat, logs
+from ..interfaces import Adapter
+from ..protocol import Limits
+from ..runtime import logs
+from ..runtime import scoreboard as heartbeat
+from ..runtime.scoreboard import Meter, Slot
+from ..runtime.signals import reset_signals
 from .exchange import Exchange, HandlerTimeout
-from .heartbeat import Meter, Slot
-from .interfaces import Adapter
-from .protocol import Limits
-from .serve import ServeLoop, ServeOptions
-from .signals import reset_signals
+from .loop import ServeLoop, ServeOptions
 
 __all__ = ["run_worker", "serve_options"]
 

@@ -11,7 +11,7 @@ import signal
 import time
 from collections.abc import Callable
 
-from .. import logs
+from ..runtime import logs
 
 __all__ = ["become_subreaper", "describe_status", "send", "start_in_child", "stop_child",
            "wait_child"]

@@ -1,9 +1,9 @@
 """The settings table: every forkhttpd setting declared once, as a field of Settings; imports
-only the standard library and forkhttpd.settings_types, nothing else from forkhttpd.
+only the standard library and forkhttpd.config.types, nothing else from forkhttpd.
 
 Each field carries its Setting (flags, value type, section, help, reloadable...) in its
 metadata; SETTINGS lists them in declaration order, which is also the order of --help, the
-sample config file and docs/settings.md. Import these names from forkhttpd.settings.
+sample config file and docs/settings.md. Import these names from forkhttpd.config.settings.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from forkhttpd.settings_types import (
+from .types import (
     Bind,
     BindAddress,
     Bool,

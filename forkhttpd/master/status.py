@@ -1,6 +1,6 @@
 """Per-worker status for people and programs: the master's snapshot (collect), the status
 file next to the PID file, the --status-bind HTTP server (/status, /metrics), and
-`python -m forkhttpd.status --pid FILE [--json]`; must not import arbiter, worker, serve or
+`python -m forkhttpd.master.status --pid FILE [--json]`; must not import arbiter, worker, serve or
 supervision (it reads the arbiter's records by duck typing and never blocks the master loop).
 
 `forkhttpd status --pid FILE` reads a JSON file that the master rewrites every second next to
@@ -22,8 +22,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from . import logs, systemd
-from .heartbeat import COUNTERS
+from ..runtime import logs, systemd
+from ..runtime.scoreboard import COUNTERS
 from .listeners import describe, open_listeners
 from .metrics import Tally, render_metrics, render_table, summary, totals
 

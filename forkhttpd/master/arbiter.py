@@ -24,14 +24,14 @@ from typing import TYPE_CHECKING, Any
 
 from setproctitle import setproctitle
 
-from .. import logs, systemd
-from ..heartbeat import Scoreboard
-from ..listeners import BindError, close_listeners, describe
-from ..planning import plan_workers
-from ..signals import SignalQueue
-from ..status import Observer
+from ..runtime import logs, systemd
+from ..runtime.scoreboard import Scoreboard
+from ..runtime.signals import SignalQueue
 from .children import become_subreaper, send
 from .generations import Generation, Generations, StartupError
+from .listeners import BindError, close_listeners, describe
+from .planning import plan_workers
+from .status import Observer
 from .supervise import WorkerRecord
 
 if TYPE_CHECKING:

@@ -3,7 +3,7 @@ standard library only, and it must not import anything else from forkhttpd.
 
 Each ValueType turns text (a command-line argument or an environment variable) or a TOML value
 into a typed Python value, or raises InvalidValue saying what form was expected. The caller
-(forkhttpd.settings) adds *where* the bad value came from: a flag, a variable or a file key.
+(forkhttpd.config.settings) adds *where* the bad value came from: a flag, a variable or a file key.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .mounts import Mount
+from ..interfaces.mounts import Mount
 
 __all__ = [
     "BindAddress", "Bool", "Bind", "Choice", "Float", "Int", "InvalidValue", "ListOf", "Mount",

@@ -1,0 +1,123 @@
+"""What a worker sends: a response as status, fields and body (ResponseParts), the file
+bodies it can sendfile, and the server-owned field lines (Date, Server); imports no I/O module
+and nothing of interfaces, master or config."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+__all__ = ["SERVER_NAME", "FileSlice", "RawFile", "ResponseParts", "error_parts", "imf_fixdate",
+           "trusted_fields"]
+
+SERVER_NAME = "forkhttpd"
+
+
+class ResponseParts:
+    """A finished response ready for the connection: fields exclude framing fields;
+    `trusted` holds the server's own pre-encoded field lines (Date, Server)."""
+
+    __slots__ = ("status", "headers", "body", "close", "trusted")
+
+    def __init__(self, status: int, headers: list[tuple[str, str]], body: Any,
+                 close: bool = False, trusted: bytes = b"") -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body  # bytes, or (streaming interfaces) an iterable / file
+        self.close = close
+        self.trusted = trusted
+
+
+class RawFile:
+    """An open file as a bare descriptor: what FileSlice needs of a file, without the buffer,
+    the isatty ioctl and the seeks that Python's open() costs each static response."""
+
+    __slots__ = ("fd",)
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def seek(self, offset: int) -> int:
+        return os.lseek(self.fd, offset, os.SEEK_SET)
+
+    def read(self, size: int = -1) -> bytes:
+        if size < 0:
+            size = max(0, os.fstat(self.fd).st_size - os.lseek(self.fd, 0, os.SEEK_CUR))
+        return os.read(self.fd, size)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            fd, self.fd = self.fd, -1
+            os.close(fd)
+
+
+class FileSlice:
+    """`length` bytes of an open file from `offset` (a Range): the connection sends them with
+    os.sendfile and closes the file."""
+
+    __slots__ = ("file", "offset", "length")
+
+    def __init__(self, file: Any, offset: int, length: int) -> None:
+        self.file = file
+        self.offset = offset
+        self.length = length
+
+    def fileno(self) -> int:
+        return int(self.file.fileno())
+
+    def tell(self) -> int:
+        return self.offset
+
+    def read(self, size: int = -1) -> bytes:
+        """The slice's bytes from its start (for consumers that cannot use sendfile)."""
+        self.file.seek(self.offset)
+        return bytes(self.file.read(self.length if size < 0 else min(size, self.length)))
+
+    def close(self) -> None:
+        self.file.close()
+
+
+_server_line = f"Server: {SERVER_NAME}\r\n".encode()
+# one clock cache for both forms: [second, IMF-fixdate, b"Date: ...", b"Server: ...Date: ..."]
+_date_cache: list[Any] = [-1, "", b"", b""]
+
+
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def imf_fixdate(seconds: float) -> str:
+    """RFC 9110 5.6.7 IMF-fixdate, e.g. "Sun, 06 Nov 1994 08:49:37 GMT" (English names
+    whatever the locale; email.utils would do it too, but costs every worker its imports)."""
+    t = time.gmtime(seconds)
+    return (f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year:04d} "
+            f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT")
+
+
+def _now_cached() -> list[Any]:
+    now = int(time.time())
+    cache = _date_cache
+    if cache[0] != now:
+        text = imf_fixdate(now)
+        date_line = f"Date: {text}\r\n".encode()
+        cache[:] = [now, text, date_line, _server_line + date_line]
+    return cache
+
+
+def trusted_fields(server: bool = True, date: bool = True) -> bytes:
+    """The server's own Date and Server field lines, pre-encoded, rebuilt once a second."""
+    if not date:
+        return _server_line if server else b""
+    cache = _now_cached()
+    return cache[3] if server else cache[2]
+
+
+def error_parts(status: int, message: str) -> ResponseParts:
+    """A short text/plain error response that reveals nothing about the server's insides."""
+    body = (message.rstrip("\n") + "\n").encode("utf-8", "replace")
+    return ResponseParts(status, [("Content-Type", "text/plain; charset=utf-8")], body,
+                         trusted=trusted_fields())
