@@ -35,6 +35,8 @@ Answer = Callable[[str], tuple[int, str, bytes]]
 # A status request is a short GET: small limits bound what a client can make the master buffer.
 LIMITS = Limits(max_request_line=2048, max_header_fields=32, max_header_field_size=2048,
                 max_body_size=4096)
+# a head, an end, and at most one Data event per body byte (a body of one-byte chunks)
+_MAX_EVENTS = LIMITS.max_body_size + 8
 
 
 class _Client:
@@ -112,7 +114,7 @@ class StatusServer:
         """Feed the protocol's events until the request is whole (then answer), more bytes
         are needed, or the protocol refuses the request (then its 4xx)."""
         proto = client.proto
-        for _ in range(64):  # each event consumes input; a request has few
+        for _ in range(_MAX_EVENTS):  # each event consumes input, of which there is little
             try:
                 event = proto.next_event()
             except ProtocolError as error:

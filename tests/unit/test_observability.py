@@ -558,3 +558,10 @@ def test_endpoint_limits_open_connections(endpoint: Endpoint) -> None:
     assert len(endpoint.server.clients) == endpoint.server.MAX_CLIENTS
     for sock in [ours, *held]:
         sock.close()
+
+
+def test_endpoint_reads_a_body_of_many_tiny_chunks_in_one_turn(endpoint: Endpoint) -> None:
+    body = b"1\r\nx\r\n" * 300 + b"0\r\n\r\n"
+    lines, _body = head_and_body(endpoint.exchange(
+        b"GET /status HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n" + body))
+    assert lines[0] == b"HTTP/1.1 200 OK" and endpoint.paths == ["/status"]
