@@ -335,11 +335,12 @@ def _escape(text: str) -> str:
 
 
 
-def log_refusal(peer: object, request_line: str, status: int, size: int,
+def log_refusal(peer: object, request_line: str, status: int, response: bytes,
                 duration_us: int) -> None:
     """For the worker's loop: an access-log line for a request the protocol refused (400,
     408, 413, 414, 431, 505...), with what is known of it: the client, the raw request line
-    ("-" when none arrived), the status and the bytes sent; no-op without an access log."""
+    ("-" when none arrived), the status and the `response` sent (its bytes are counted as
+    every response's are); no-op without an access log."""
     access: AccessLog | None = _state["access"]
     if access is not None:
-        access.write(peer, request_line or "-", status, size, duration_us, [])
+        access.write(peer, request_line or "-", status, len(response), duration_us, [])

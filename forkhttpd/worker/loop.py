@@ -367,7 +367,7 @@ class ServeLoop:
         request = conn.proto.request
         line = request.request_line if request is not None else error.request_line
         duration = count_refusal(error.status, len(response), conn.head_start)
-        log_refusal(conn.peer, line, error.status, len(response), duration)
+        log_refusal(conn.peer, line, error.status, response, duration)
         self._close_after_response(conn)
 
     def _close_after_response(self, conn: Connection) -> None:

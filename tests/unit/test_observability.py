@@ -147,15 +147,16 @@ def test_log_refusal_writes_one_access_line(tmp_path: Path) -> None:
     path = tmp_path / "access.log"
     access = logs.AccessLog(str(path))
     try:
-        logs.log_refusal(("10.0.0.7", 5000), 'GET /"\x1b[2J HTTP/1.1', 400, 96, 1500)
-        logs.log_refusal(("10.0.0.8", 5001), "", 408, 0, 10_000_000)
+        logs.log_refusal(("10.0.0.7", 5000), 'GET /"\x1b[2J HTTP/1.1', 400, b"x" * 96, 1500)
+        logs.log_refusal(("10.0.0.8", 5001), "", 408, b"", 10_000_000)
         access.flush()
     finally:
         access.close()
     first, second = path.read_text().splitlines()
     assert first.startswith('10.0.0.7 - - [') and '"GET /\\"\\x1b[2J HTTP/1.1" 400 96 ' in first
     assert second.startswith("10.0.0.8 - - [") and '] "-" 408 - "-" "-" 10000000 ' in second
-    logs.log_refusal(("10.0.0.9", 1), "GET / HTTP/1.1", 400, 1, 1)  # no access log: nothing
+    logs.log_refusal(("10.0.0.9", 1), "GET / HTTP/1.1", 400, b"x", 1)  # no access log: no-op
+    assert path.read_text().count("\n") == 2
 
 
 # -- the snapshot and its renderings ---------------------------------------------------------
