@@ -1,6 +1,6 @@
 """Load forkhttpd's settings (defaults < config file < FORKHTTPD_* environment < command line)
 and generate the CLI, sample config and docs from the one table; a leaf module that imports
-nothing from forkhttpd beyond its own settings_table and settings_types.
+nothing from forkhttpd beyond its own table and types modules.
 
 `python -m forkhttpd.config.settings --write` regenerates etc/forkhttpd.toml and docs/settings.md
 from the table; `--check` exits 1 when either is stale.
@@ -320,7 +320,7 @@ def _where_line(setting: Setting) -> str:
 def render_toml() -> str:
     """The sample config file etc/forkhttpd.toml: every key commented out with its help."""
     lines = [
-        "# forkhttpd sample configuration. Generated from forkhttpd/settings_table.py by",
+        "# forkhttpd sample configuration. Generated from forkhttpd/config/table.py by",
         "# `python -m forkhttpd.config.settings --write`: edit the table, not this file.",
         "#",
         "# Every setting is listed, commented out, with its default value (or, for settings",
@@ -354,7 +354,7 @@ def render_markdown() -> str:
     lines = [
         "# forkhttpd settings",
         "",
-        "<!-- Generated from forkhttpd/settings_table.py by "
+        "<!-- Generated from forkhttpd/config/table.py by "
         "`python -m forkhttpd.config.settings --write`; edit the table, not this file. -->",
         "",
         "Every setting can be given in three places. From lowest to highest precedence:",

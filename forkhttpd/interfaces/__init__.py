@@ -1,5 +1,5 @@
-"""Adapters from a loaded application to "answer one Exchange"; must not import serve, worker
-or arbiter (an adapter only talks to the Exchange it is given).
+"""Adapters from a loaded application to "answer one Exchange"; must not import the worker's
+loop or process, config or master (an adapter only talks to the Exchange it is given).
 
 --interface auto decides from the object itself: a BaseHTTPRequestHandler subclass is a
 handler class; a Flask, Django, Bottle or Pyramid application, or anything carrying

@@ -1,5 +1,6 @@
 """CGI/1.1 programs (RFC 3875) under --cgi-dir URL_PREFIX=DIR, run with subprocess; must not
-import serve, worker or arbiter, and never forks by itself (subprocess does, without a shell).
+import the worker's loop or process, config or master, and never forks by itself (subprocess
+does, without a shell).
 
 Only executable regular files inside DIR run (the same path rules as static files: anything
 that could leave DIR, and dot files, are a 404). The script gets the RFC 3875 meta-variables

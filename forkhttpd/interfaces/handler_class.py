@@ -1,6 +1,7 @@
 """The handler-class interface: a subclass of http.server.BaseHTTPRequestHandler (say
 SimpleHTTPRequestHandler) gets each connection as http.server would hand it over; must not
-import serve, worker or arbiter (the connection comes from Exchange.takeover()).
+import the worker's loop or process, config or master (the connection comes from
+Exchange.takeover()).
 
 forkhttpd has parsed the first request head (so its limits and its 4xx answers apply), then
 hands the whole connection over: the class re-reads that head, replayed, and handles this

@@ -1,5 +1,6 @@
 """Turn an app spec ("pkg.mod:attr" or "pkg.mod:factory()") into the object it names; must not
-import serve, worker or arbiter (it runs inside zygotes and throwaway check processes).
+import the worker's loop or process, config or master (it runs inside zygotes and throwaway
+check processes).
 
 Errors tell "not found" (a typo in the spec: one line says which part) from "raised" (the
 app's own code failed: its traceback is kept, labelled as the app's).

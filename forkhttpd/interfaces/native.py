@@ -1,5 +1,5 @@
 """The native interface: picohttp's handler(request, response, *args), plus VSHS's returned
-values and HTTPError; must not import serve, worker or arbiter."""
+values and HTTPError; must not import the worker's loop or process, config or master."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""What sits in front of the app: --static and --cgi-dir mounts (longest URL prefix first),
-then the --routes directory, then the app (or, with none, the current directory's files);
-must not import serve, worker or arbiter, and imports what a mount or route needs (cgi,
-static, routes) only when the settings ask for one.
+"""What sits in front of the app: --static and --cgi-dir mounts (longest URL prefix first), then
+the --routes directory, then the app (or, with none, the current directory's files); must not
+import the worker's loop or process, config or master, and imports what a mount or route needs
+(cgi, static, routes) only when the settings ask for one.
 
 A mount owns its whole prefix: /static matches /static and /static/..., never /staticky.
 A mount at "/" takes every request no longer prefix and no route claimed, so with an app it

@@ -1,5 +1,6 @@
 """A VSHS routes directory (--routes DIR): DIR/a/{name}/GET.py answers GET /a/<name> with its
-default(url, body, route); must not import serve, worker or arbiter.
+default(url, body, route); must not import the worker's loop or process, config or
+master.
 
 Every route file is imported once, when the adapter is built (in the zygote: a broken file
 stops the reload, with its traceback). A literal directory wins over a {variable} one at the

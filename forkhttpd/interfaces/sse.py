@@ -1,5 +1,5 @@
 """Server-Sent Events as VSHS offers them (SSEResponse), sent over one Exchange; must not
-import serve, worker or arbiter (it writes through the Exchange it is handed).
+import the worker's loop or process, config or master (it writes through the Exchange it is handed).
 
 Three ways to produce events:
 

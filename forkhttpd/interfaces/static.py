@@ -1,6 +1,6 @@
-"""Static files as a native handler (picohttp's staticResource, the default app and the
---static mounts); must not import serve, worker or arbiter: the file body is handed to the
-connection as an open file (or a FileSlice for a Range), which sends it with os.sendfile.
+"""Static files as a native handler (picohttp's staticResource, the default app and the --static
+mounts); must not import the worker's loop or process, config or master: the file body is handed
+to the connection as an open file (or a FileSlice for a Range), which sends it with os.sendfile.
 
 The path mapping refuses everything that could leave the root: "..", encoded dots and
 slashes, backslashes, NUL, and (unless told otherwise) symlinks whose target lies outside.

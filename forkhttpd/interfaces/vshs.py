@@ -1,6 +1,7 @@
 """VSHS's handler-facing values without its dependencies: a small URL object (what yarl.URL
 gives VSHS handlers), get_query(), Blob, and the request-body conversion by Content-Type;
-imports no I/O and must not import serve, worker or arbiter."""
+imports no I/O and must not import the worker's loop or process, config or
+master."""
 
 from __future__ import annotations
 

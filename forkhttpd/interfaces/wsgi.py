@@ -1,6 +1,6 @@
 """The WSGI interface (PEP 3333): environ, wsgi.input, start_response, write(), iterables,
-wsgi.file_wrapper by sendfile; must not import serve, worker or arbiter (it answers through
-the Exchange it is given).
+wsgi.file_wrapper by sendfile; must not import the worker's loop or process, config or master
+(it answers through the Exchange it is given).
 
 The response head waits for the first non-empty body piece (or write(), or the end of the
 iterable), so that an application failing before its first byte still gets a clean 500.

@@ -1,5 +1,5 @@
-"""Process primitives of the arbiter package: forking a whole server into a child (embedded
-use), waiting for it, signalling, and describing exit statuses; the arbiter package is the
+"""Process primitives of the master package: forking a whole server into a child (embedded
+use), waiting for it, signalling, and describing exit statuses; the master package is the
 only place in forkhttpd that forks, waits or kills, and this module imports nothing from
 forkhttpd but the logs."""
 

@@ -91,7 +91,7 @@ def judge(*, now: float, last_beat: float, sample: Sample, timeout: float, max_r
     return OK
 
 
-# -- for `forkhttpd status` (control.py): a read-only look at a running master ---------------
+# -- for `forkhttpd status` (ops/control.py): a read-only look at a running master ---------------
 @dataclass(frozen=True)
 class ProcessInfo:
     """One process of a running server, as `forkhttpd status` shows it."""

@@ -1,5 +1,5 @@
 """Create (or inherit) the listening sockets the master hands to its workers; must not import
-serve, worker or arbiter.
+the worker package or the arbiter.
 
 TCP_NODELAY is set on the listener because accepted sockets inherit it on Linux: without it a
 keep-alive response written in two pieces stalls on delayed ACKs (40 ms per request).

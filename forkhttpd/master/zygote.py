@@ -1,8 +1,8 @@
 """A generation's zygote: imports the app once, then forks that generation's workers on the
 master's command (through a short-lived intermediate, so that each worker is re-parented to
-the master, a child subreaper, which alone reaps it); part of the arbiter package, the only
+the master, a child subreaper, which alone reaps it); part of the master package, the only
 forker, and the only place where the app gets imported on a server's behalf; it must not
-import the master's side (settings, supervision, status, psutil), nor json up front.
+import the master's side (config, supervise, status, health/psutil), nor json up front.
 
 A zygote is either a fresh interpreter exec'd by the master (zygote_entry.py; workers then
 carry none of the master's memory) or, for an app object handed over in memory (HttpServer),

@@ -1,6 +1,6 @@
 """`forkhttpd --check-config`: validate the settings, import the application in a throwaway
 child process, print what would run and exit 0 or 1, as `nginx -t` does; must not import
-arbiter, worker or serve, and never imports the application in the calling process (only
+the master or worker packages, and never imports the application in the calling process (only
 the child, `forkhttpd _check-app`, does, after dropping privileges as a zygote would).
 """
 

@@ -1,5 +1,5 @@
 """`forkhttpd reload|stop|status`: control a running master through its PID file, without
-memorising signals; must not import arbiter, worker or serve (it runs in its own short-lived
+memorising signals; must not import the master or worker packages (it runs in its own short-lived
 process and only ever signals the master named by a locked PID file).
 
 A PID file can outlive its master and its PID can be recycled; a signal goes out only when the

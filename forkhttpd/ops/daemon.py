@@ -1,6 +1,6 @@
 """Classic daemon mode (-D/--daemon): python-daemon's DaemonContext detaches the master, and a
 ready pipe makes the launching command exit 0 only once the workers serve, or non-zero with
-the reason when startup fails (unicorn's way); must not import arbiter, worker or serve, and
+the reason when startup fails (unicorn's way); must not import the master or worker packages, and
 never forks by itself: the double fork is DaemonContext's.
 
 How the launching process waits: DaemonContext's first fork ends the parent with os._exit(0)

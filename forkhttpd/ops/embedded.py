@@ -1,5 +1,6 @@
 """forkhttpd.HttpServer: picohttp's embedding API on top of the pre-fork server; must not
-fork or signal by itself (arbiter does) nor touch client sockets (serve does)."""
+fork or signal by itself (the master package does) nor touch client sockets (the worker
+package does)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """--user and --group: resolve them in the master (so a typo fails at startup) and drop to them
 in the processes that import the application (each zygote, hence every worker, and the
---check-config child); must not import arbiter, worker or serve.
+--check-config child); must not import the master or worker packages.
 
 The master keeps root: it binds privileged ports, signals workers and reopens its own logs.
 Only code that runs the application gives privileges up, before the first import of it.

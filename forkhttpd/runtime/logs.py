@@ -1,5 +1,5 @@
-"""Error and access logs: formats, files, and reopening them on USR1; must not import serve,
-worker, arbiter or supervision (they all log through this).
+"""Error and access logs: formats, files, and reopening them on USR1; must not import worker,
+interfaces or master (they all log through this).
 
 Both logs write with os.write on a file opened O_APPEND, so that several processes can share
 one file: an error-log record (every physical line prefixed with time, level, PID and role,

@@ -1,5 +1,6 @@
 """The scoreboard: one fixed-size slot per worker in a shared mmap, written by the worker's own
-loop and read by the master; must not import psutil, serve, worker, arbiter or dataclasses.
+loop and read by the master; must not import psutil, dataclasses,
+or a layer above runtime (worker, interfaces, master).
 
 The master creates it before the first zygote: a memfd mapped MAP_SHARED, whose descriptor an
 exec'd zygote inherits and maps again (Scoreboard.attach), so that master, zygotes and the

@@ -1,5 +1,5 @@
 """Signal plumbing for every role: handlers that only record and wake, never act; must not
-import serve, worker, arbiter or supervision.
+import worker, interfaces, master or any other layer above runtime.
 
 The master's handlers do nothing at all: signal.set_wakeup_fd writes each signal's number to
 a non-blocking pipe, and the master's loop reads that pipe as its signal queue.
@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Callable
 from types import FrameType
 
-__all__ = ["MASTER_SIGNALS", "SignalQueue", "reset_signals", "install"]
+__all__ = ["MASTER_SIGNALS", "SignalQueue", "reset_signals"]
 
 MASTER_SIGNALS = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT,
                   signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR1, signal.SIGUSR2,
@@ -63,8 +62,3 @@ def reset_signals() -> None:
     for signum in MASTER_SIGNALS:
         signal.signal(signum, signal.SIG_DFL)
 
-
-def install(handlers: dict[int, Callable[[int, FrameType | None], None] | int]) -> None:
-    """Install several handlers at once (a callable, SIG_IGN or SIG_DFL each)."""
-    for signum, handler in handlers.items():
-        signal.signal(signum, handler)

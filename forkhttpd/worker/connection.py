@@ -1,5 +1,5 @@
 """A client connection: the socket calls of forkhttpd live here and in the loop beside it
-(recv, send, sendfile, shutdown, close); must not import worker, arbiter, supervision or
+(recv, send, sendfile, shutdown, close); must not import the worker's process module, master or
 psutil, and knows nothing of handlers."""
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ IDLE, HEAD, LINGER = 0, 1, 2
 
 class Acceptor:
     """Takes connections off one listening socket, as C-level socket objects: socket.socket's
-    own accept() converts the family and type to enums in Python on every call (~2 us of a
-    closed connection's cost), and none of socket.socket's Python layer is used here."""
+    own accept() converts the family and type to enums in Python on every call, a cost paid by
+    every connection, and none of socket.socket's Python layer is used here."""
 
     __slots__ = ("listener", "_accept", "_family", "_type", "_proto")
 

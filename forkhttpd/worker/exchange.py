@@ -1,6 +1,7 @@
 """One request/response cycle as the adapters see it: read the body, send the response in
 whichever shape it has (bytes, file, iterable); must not touch a socket itself (it calls the
-connection's methods, which live in the serve package) and must not import worker or arbiter."""
+connection's methods, in worker/connection.py) and must not import the worker's process
+module or master."""
 
 from __future__ import annotations
 
@@ -83,7 +84,7 @@ class Exchange:
     def takeover(self) -> TakenSocket:
         """Hand the whole connection to the adapter (http.server handler classes): returns a
         socket-like object that first replays this request's head and any bytes already
-        buffered, and the serve loop forgets the connection. The head is rebuilt from the
+        buffered, and the worker loop forgets the connection. The head is rebuilt from the
         parsed request, so field names arrive in Title-Case."""
         request = self.request
         lines = [request.request_line]

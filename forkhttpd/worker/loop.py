@@ -1,5 +1,5 @@
 """A worker's epoll loop over its listeners and open connections (with connection.py, the only
-code that reads and writes client sockets); must not import worker, arbiter, supervision or
+code that reads and writes client sockets); must not import the worker's process module, master or
 psutil.
 
 One request is handled at a time, but the worker never waits on an idle keep-alive connection

@@ -1,5 +1,5 @@
 """One worker process after fork: signals, title, heartbeat, self-recycling, then the
-connection loop; must not import arbiter or supervision (and never forks or kills).
+connection loop; must not import master or config (and never forks or kills).
 
 A worker never returns to its caller's code: `run_worker` ends the process with os._exit.
 """

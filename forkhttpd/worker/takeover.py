@@ -1,6 +1,6 @@
 """A client connection handed over whole to an adapter (http.server's handler classes), as a
-socket-like object; must not import worker or arbiter, and makes no socket call itself: it
-reads and writes through the serve loop's Connection, which owns the socket.
+socket-like object; must not import the worker's process module or master, and makes no socket
+call itself: it reads and writes through the worker loop's Connection, which owns the socket.
 
 What the object adds to the connection: the request bytes forkhttpd already read are
 replayed first; waits are cut into slices of at most a second so that the worker's heartbeat
