@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .harness import Server
+from .harness import Server, StartServer
 
 
 @pytest.fixture
-def start_server(tmp_path: Any) -> Iterator[Any]:
+def start_server(tmp_path: Path) -> Iterator[StartServer]:
     started: list[Server] = []
 
     def start(*args: str, ready: bool = True, **kwargs: Any) -> Server:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .harness import APPS
+from .harness import APPS, StartServer
 
 SCRIPTS = {
     "env.py": """
@@ -77,7 +77,7 @@ def cgi_bin(tmp_path: Path) -> Path:
     return directory
 
 
-def test_meta_variables_and_body_on_stdin(start_server, cgi_bin: Path) -> None:  # type: ignore[no-untyped-def]
+def test_meta_variables_and_body_on_stdin(start_server: StartServer, cgi_bin: Path) -> None:
     server = start_server("--cgi-dir", f"/cgi-bin={cgi_bin}")
     status, headers, body = server.request(
         "POST", "/cgi-bin/env.py/extra/p%20ath?q=1&r=two", body=b"posted body",
@@ -101,7 +101,7 @@ def test_meta_variables_and_body_on_stdin(start_server, cgi_bin: Path) -> None: 
     assert env["BODY"] == "hello" and env["CONTENT_LENGTH"] == "5"
 
 
-def test_output_fields_redirects_and_errors(start_server, cgi_bin: Path) -> None:  # type: ignore[no-untyped-def]
+def test_output_fields_redirects_and_errors(start_server: StartServer, cgi_bin: Path) -> None:
     server = start_server("--cgi-dir", f"/cgi-bin={cgi_bin}", "--static",
                           f"/static={APPS / 'site'}")
     status, headers, body = server.request("GET", "/cgi-bin/status.py")
@@ -121,7 +121,7 @@ def test_output_fields_redirects_and_errors(start_server, cgi_bin: Path) -> None
     assert "Traceback" not in server.stderr
 
 
-def test_a_program_past_its_time_is_killed(start_server, cgi_bin: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_program_past_its_time_is_killed(start_server: StartServer, cgi_bin: Path) -> None:
     server = start_server("--cgi-dir", f"/cgi-bin={cgi_bin}", "--cgi-timeout", "1")
     started = time.monotonic()
     assert server.request("GET", "/cgi-bin/slow.py")[0] == 504
@@ -130,7 +130,8 @@ def test_a_program_past_its_time_is_killed(start_server, cgi_bin: Path) -> None:
     assert server.request("GET", "/echo.py")[0] == 200  # the worker lives on (static files)
 
 
-def test_only_executable_files_inside_the_directory(start_server, cgi_bin: Path) -> None:  # type: ignore[no-untyped-def]
+def test_only_executable_files_inside_the_directory(start_server: StartServer,
+                                                    cgi_bin: Path) -> None:
     server = start_server("--cgi-dir", f"/cgi-bin={cgi_bin}")
     for path in ("/cgi-bin/readme.txt", "/cgi-bin/.hidden.py", "/cgi-bin/", "/cgi-bin/sub",
                  "/cgi-bin/missing.py", "/cgi-bin/../outside.py", "/cgi-bin/%2e%2e/outside.py",

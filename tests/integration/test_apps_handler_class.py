@@ -8,7 +8,7 @@ import json
 import socket
 import time
 
-from .harness import APPS
+from .harness import APPS, StartServer
 
 
 def read_json_response(sock: socket.socket) -> bytes:
@@ -20,7 +20,7 @@ def read_json_response(sock: socket.socket) -> bytes:
     return data
 
 
-def test_simple_http_request_handler_serves_the_directory(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_simple_http_request_handler_serves_the_directory(start_server: StartServer) -> None:
     server = start_server("--app", "http.server:SimpleHTTPRequestHandler", "--workers", "2",
                           cwd=APPS / "site")
     status, headers, body = server.request("GET", "/style.css")
@@ -37,12 +37,12 @@ def test_simple_http_request_handler_serves_the_directory(start_server) -> None:
     assert "Traceback" not in server.stderr
 
 
-def test_a_partial_with_directory_is_a_handler_class_too(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_a_partial_with_directory_is_a_handler_class_too(start_server: StartServer) -> None:
     server = start_server("--app", "handler_classes:site_files")  # cwd is apps/, not site/
     assert server.request("GET", "/style.css")[2] == (APPS / "site" / "style.css").read_bytes()
 
 
-def test_user_subclass_keep_alive_post_and_prefork(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_user_subclass_keep_alive_post_and_prefork(start_server: StartServer) -> None:
     server = start_server("--app", "handler_classes:EchoHandler", "--workers", "2")
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
     try:
@@ -63,7 +63,7 @@ def test_user_subclass_keep_alive_post_and_prefork(start_server) -> None:  # typ
     assert pids <= set(server.worker_pids())
 
 
-def test_body_already_buffered_with_the_head_is_replayed(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_body_already_buffered_with_the_head_is_replayed(start_server: StartServer) -> None:
     server = start_server("--app", "handler_classes:EchoHandler")
     request = (b"POST /together HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
                b"GET /pipelined HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
@@ -72,7 +72,7 @@ def test_body_already_buffered_with_the_head_is_replayed(start_server) -> None: 
     assert b'"data": "hello"' in raw and b'"path": "/pipelined"' in raw
 
 
-def test_forkhttpd_limits_apply_to_every_head(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_forkhttpd_limits_apply_to_every_head(start_server: StartServer) -> None:
     server = start_server("--app", "handler_classes:EchoHandler", "--limit-request-line", "100",
                           "--limit-request-fields", "5")
     long_target = b"/" + b"a" * 200
@@ -87,7 +87,8 @@ def test_forkhttpd_limits_apply_to_every_head(start_server) -> None:  # type: ig
     assert raw.startswith(b"HTTP/1.1 200") and b"414" in raw.split(b"\r\n\r\n", 1)[1]
 
 
-def test_idle_kept_alive_connection_is_closed_and_frees_the_worker(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_idle_kept_alive_connection_is_closed_and_frees_the_worker(
+        start_server: StartServer) -> None:
     server = start_server("--app", "handler_classes:EchoHandler", "--keep-alive", "0.5")
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
         sock.sendall(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -97,7 +98,7 @@ def test_idle_kept_alive_connection_is_closed_and_frees_the_worker(start_server)
     assert server.request("GET", "/again")[0] == 200
 
 
-def test_stop_ends_a_held_connection(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_stop_ends_a_held_connection(start_server: StartServer) -> None:
     server = start_server("--app", "handler_classes:EchoHandler", "--keep-alive", "60")
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         sock.sendall(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")

@@ -10,12 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .harness import APPS, REPO
+from .harness import APPS, REPO, StartServer
 
 ROUTES = str(APPS / "routes")
 
 
-def test_routes_answer_with_vshs_semantics(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_routes_answer_with_vshs_semantics(start_server: StartServer) -> None:
     server = start_server("--routes", ROUTES, "--workers", "2")
     status, headers, body = server.request("GET", "/hello-world")
     assert (status, json.loads(body)) == (200, {"message": "Hello World"})
@@ -40,7 +40,7 @@ def test_routes_answer_with_vshs_semantics(start_server) -> None:  # type: ignor
     assert server.request("DELETE", "/users/me")[0] == 204
 
 
-def test_bodies_are_converted_by_content_type(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_bodies_are_converted_by_content_type(start_server: StartServer) -> None:
     server = start_server("--routes", ROUTES)
 
     def kind(body: bytes | None, content_type: str | None) -> str:
@@ -65,7 +65,7 @@ def test_bodies_are_converted_by_content_type(start_server) -> None:  # type: ig
     assert json.loads(body) == {"a": "2", "b": ""}
 
 
-def test_returned_values_errors_and_methods(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_returned_values_errors_and_methods(start_server: StartServer) -> None:
     server = start_server("--routes", ROUTES)
     status, headers, body = server.request("GET", "/blob")
     assert (status, body, headers["content-type"]) == (200, b"<svg/>", "image/svg+xml")
@@ -91,14 +91,14 @@ def test_returned_values_errors_and_methods(start_server) -> None:  # type: igno
     assert head[0] == 200 and head[2] == b""
 
 
-def test_sse_route(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_sse_route(start_server: StartServer) -> None:
     server = start_server("--routes", ROUTES)
     status, headers, body = server.request("GET", "/server-sent-events")
     assert status == 200 and headers["content-type"].startswith("text/event-stream")
     assert body == b"".join(b'event: event_name\ndata: {"count":%d}\n\n' % i for i in range(3))
 
 
-def test_routes_and_static_in_front_of_an_app(start_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_routes_and_static_in_front_of_an_app(start_server: StartServer, tmp_path: Path) -> None:
     server = start_server("--app", "mymod:handler", "--routes", ROUTES,
                           "--static", f"/files={APPS / 'site'}")
     assert json.loads(server.request("GET", "/hello-world")[2]) == {"message": "Hello World"}

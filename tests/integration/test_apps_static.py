@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .harness import Server
+from .harness import Server, StartServer
 
 
 @pytest.fixture
@@ -31,7 +31,7 @@ def site(tmp_path: Path) -> Path:
     return root
 
 
-def test_conditional_requests_ranges_and_head(start_server, site: Path) -> None:  # type: ignore[no-untyped-def]
+def test_conditional_requests_ranges_and_head(start_server: StartServer, site: Path) -> None:
     server = start_server(cwd=site)
     status, headers, body = server.request("GET", "/data.bin")
     assert status == 200 and len(body) == 10240 and headers["accept-ranges"] == "bytes"
@@ -67,7 +67,7 @@ def test_conditional_requests_ranges_and_head(start_server, site: Path) -> None:
     assert raw.count(b"HTTP/1.1 ") == 2 and raw.endswith(b"<h1>home</h1>")
 
 
-def test_directories_index_redirect_and_listing(start_server, site: Path) -> None:  # type: ignore[no-untyped-def]
+def test_directories_index_redirect_and_listing(start_server: StartServer, site: Path) -> None:
     server = start_server(cwd=site)
     assert server.request("GET", "/")[2] == b"<h1>home</h1>"
     status, headers, _ = server.request("GET", "/docs?x=1")
@@ -93,7 +93,7 @@ TRAVERSALS = [
 ]
 
 
-def test_traversal_attempts_are_404(start_server, site: Path) -> None:  # type: ignore[no-untyped-def]
+def test_traversal_attempts_are_404(start_server: StartServer, site: Path) -> None:
     server = start_server(cwd=site)
     for attack in TRAVERSALS:
         raw = server.raw(f"GET {attack} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
@@ -102,7 +102,8 @@ def test_traversal_attempts_are_404(start_server, site: Path) -> None:  # type: 
         assert b"secret" not in raw
 
 
-def test_absolute_path_and_follow_symlinks_opt_in(start_server, site: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_absolute_path_and_follow_symlinks_opt_in(start_server: StartServer, site: Path,
+                                                  tmp_path: Path) -> None:
     server = start_server(cwd=site)
     assert server.request("GET", f"/{tmp_path}/outside.txt")[0] == 404
     raw = server.raw(f"GET {tmp_path}/outside.txt HTTP/1.1\r\nHost: x\r\nConnection: close"
@@ -112,7 +113,8 @@ def test_absolute_path_and_follow_symlinks_opt_in(start_server, site: Path, tmp_
     assert following.request("GET", "/leak.txt")[2] == b"top secret"
 
 
-def test_static_mounts_sit_in_front_of_the_app(start_server, site: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_static_mounts_sit_in_front_of_the_app(start_server: StartServer, site: Path,
+                                               tmp_path: Path) -> None:
     from .harness import APPS
 
     server = start_server("--app", "mymod:handler", "--static", f"/assets={site}",

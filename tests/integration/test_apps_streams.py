@@ -8,7 +8,7 @@ import socket
 import time
 from pathlib import Path
 
-from .harness import APPS, wait_until
+from .harness import APPS, StartServer, wait_until
 
 
 def read_until(sock: socket.socket, marker: bytes, timeout: float = 5.0) -> bytes:
@@ -22,7 +22,7 @@ def read_until(sock: socket.socket, marker: bytes, timeout: float = 5.0) -> byte
     return data
 
 
-def test_native_generators_and_files(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_native_generators_and_files(start_server: StartServer) -> None:
     server = start_server("--app", "streams:handler")
     raw = server.raw(b"GET /gen?n=3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     head, _, body = raw.partition(b"\r\n\r\n")
@@ -37,7 +37,7 @@ def test_native_generators_and_files(start_server) -> None:  # type: ignore[no-u
     assert headers["content-length"] == str(len(body))
 
 
-def test_sse_events_as_vshs_sends_them(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_sse_events_as_vshs_sends_them(start_server: StartServer) -> None:
     server = start_server("--app", "streams:handler")
     status, headers, body = server.request("GET", "/vshs-events")
     assert status == 200 and headers["content-type"] == "text/event-stream; charset=utf-8"
@@ -55,8 +55,8 @@ def test_sse_events_as_vshs_sends_them(start_server) -> None:  # type: ignore[no
     assert server.request("HEAD", "/async-gen")[2] == b""
 
 
-def test_sync_generator_stream_is_closed_when_the_client_leaves(  # type: ignore[no-untyped-def]
-        start_server, tmp_path: Path) -> None:
+def test_sync_generator_stream_is_closed_when_the_client_leaves(
+        start_server: StartServer, tmp_path: Path) -> None:
     server = start_server("--app", "streams:handler")  # one worker: the stream holds it
     mark = tmp_path / "sync-closed"
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
@@ -72,7 +72,8 @@ def test_sync_generator_stream_is_closed_when_the_client_leaves(  # type: ignore
     assert server.request("GET", "/hello")[2] == b"hello"  # the worker is free again
 
 
-def test_async_stream_keepalives_and_cancel_on_disconnect(start_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_async_stream_keepalives_and_cancel_on_disconnect(start_server: StartServer,
+                                                          tmp_path: Path) -> None:
     server = start_server("--app", "streams:handler")
     mark = tmp_path / "async-closed"
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
@@ -89,7 +90,7 @@ def test_async_stream_keepalives_and_cancel_on_disconnect(start_server, tmp_path
     assert "Traceback" not in server.stderr
 
 
-def test_stream_ends_when_the_server_stops(start_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_stream_ends_when_the_server_stops(start_server: StartServer, tmp_path: Path) -> None:
     server = start_server("--app", "streams:handler")
     mark = tmp_path / "stopped"
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:

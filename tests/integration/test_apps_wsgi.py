@@ -9,10 +9,11 @@ import os
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from .harness import APPS, REPO, Server
+from .harness import APPS, REPO, Server, StartServer
 
 
 def chunked_body(text: bytes, size: int = 5) -> bytes:
@@ -20,7 +21,7 @@ def chunked_body(text: bytes, size: int = 5) -> bytes:
     return b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces) + b"0\r\n\r\n"
 
 
-def test_environ_has_every_required_key(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_environ_has_every_required_key(start_server: StartServer) -> None:
     server = start_server("--app", "wsgi_apps:app", "--interface", "wsgi")
     status, _, body = server.request(
         "POST", "/environ/caf%C3%A9?x=1&y=%20", body=b"abc",
@@ -43,7 +44,7 @@ def test_environ_has_every_required_key(start_server) -> None:  # type: ignore[n
     assert environ["body"] == "abc"
 
 
-def test_input_streams_chunked_bodies_and_sends_100_continue(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_input_streams_chunked_bodies_and_sends_100_continue(start_server: StartServer) -> None:
     server = start_server("--app", "wsgi_apps:app", "--interface", "wsgi")
     text = b"line one\nline two\nline three\n"
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
@@ -55,7 +56,7 @@ def test_input_streams_chunked_bodies_and_sends_100_continue(start_server) -> No
     assert reply.startswith(b"HTTP/1.1 200") and reply.endswith(b"3 lines; last=line three\n")
 
 
-def test_streaming_write_length_and_exc_info(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_streaming_write_length_and_exc_info(start_server: StartServer) -> None:
     server = start_server("--app", "wsgi_apps:app", "--interface", "wsgi")
     raw = server.raw(b"GET /generator HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     head, _, body = raw.partition(b"\r\n\r\n")
@@ -71,7 +72,7 @@ def test_streaming_write_length_and_exc_info(start_server) -> None:  # type: ign
     assert (status, body) == (503, b"recovered")
 
 
-def test_file_wrapper_errors_and_failures(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_file_wrapper_errors_and_failures(start_server: StartServer) -> None:
     server = start_server("--app", "wsgi_apps:app", "--interface", "wsgi")
     status, headers, body = server.request("GET", "/file")
     assert status == 200 and body == (APPS / "site" / "style.css").read_bytes()
@@ -86,7 +87,7 @@ def test_file_wrapper_errors_and_failures(start_server) -> None:  # type: ignore
     assert server.request("GET", "/nothing")[0] == 404
 
 
-def test_close_is_always_called(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_close_is_always_called(start_server: StartServer) -> None:
     server = start_server("--app", "wsgi_apps:closing_app")
     assert server.request("GET", "/")[2] == b"ab"
     raw = server.raw(b"GET /raise HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -97,7 +98,7 @@ def test_close_is_always_called(start_server) -> None:  # type: ignore[no-untype
     assert server.request("GET", "/closed")[2] == b"2"
 
 
-def test_wsgiref_validator_passes(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_wsgiref_validator_passes(start_server: StartServer) -> None:
     server = start_server("--app", "wsgi_apps:validated")
     assert json.loads(server.request("POST", "/environ", body=b"xyz",
                                      headers={"Content-Type": "text/plain"})[2])["body"] == "xyz"
@@ -112,7 +113,7 @@ def test_wsgiref_validator_passes(start_server) -> None:  # type: ignore[no-unty
     assert "AssertionError" not in log and "garbage collected" not in log, log
 
 
-def test_flask_app(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_flask_app(start_server: StartServer) -> None:
     pytest.importorskip("flask")
     server = start_server("--app", "flask_app:app", "--workers", "2")
     status, headers, body = server.request("GET", "/")
@@ -159,7 +160,7 @@ def test_interface_mistakes_are_one_clear_line(args: list[str], expected: str) -
     assert expected in result.stderr and "Traceback" not in result.stderr
 
 
-def test_interface_flag_overrides_detection(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_interface_flag_overrides_detection(tmp_path: Path) -> None:
     server = Server("--app", "wsgi_apps:app", "--interface", "wsgi", log_dir=tmp_path)
     try:
         server.wait_ready()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .harness import REPO
+from .harness import REPO, StartServer
 
 
 def corpus_dir() -> Path:
@@ -24,7 +24,8 @@ def corpus_dir() -> Path:
     ("strict", []),
     ("default", ["--allow-missing-host"]),
 ])
-def test_conformance_corpus_passes(start_server, profile: str, args: list[str]) -> None:  # type: ignore[no-untyped-def]
+def test_conformance_corpus_passes(start_server: StartServer, profile: str,
+                                   args: list[str]) -> None:
     server = start_server("--app", "echo:handler", "--workers", "2", *args)
     corpus = corpus_dir()
     result = subprocess.run(

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from .ops_support import free_port
+from .harness import Server, StartServer, free_port
 
 
 def read_response(sock: socket.socket, buffer: bytearray, timeout: float = 5.0,
@@ -35,7 +35,7 @@ def read_response(sock: socket.socket, buffer: bytearray, timeout: float = 5.0,
     if head or status < 200 or status in (204, 304):
         return status, headers, b""
     if headers.get("transfer-encoding") == "chunked":
-        body = bytearray()
+        body: bytes | bytearray = bytearray()
         while True:
             while b"\r\n" not in buffer:
                 fill()
@@ -55,17 +55,17 @@ def read_response(sock: socket.socket, buffer: bytearray, timeout: float = 5.0,
     return status, headers, body
 
 
-def connect(server) -> socket.socket:  # type: ignore[no-untyped-def]
+def connect(server: Server) -> socket.socket:
     return socket.create_connection(("127.0.0.1", server.port), timeout=5)
 
 
 @pytest.fixture
-def server(start_server):  # type: ignore[no-untyped-def]
+def server(start_server: StartServer) -> Server:
     return start_server("--app", "mymod:handler", "--workers", "2", "--keep-alive", "2",
                         "--header-timeout", "2", "--limit-request-body", "100000")
 
 
-def test_keep_alive_reuses_one_connection(server) -> None:  # type: ignore[no-untyped-def]
+def test_keep_alive_reuses_one_connection(server: Server) -> None:
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
     pids = set()
     for _ in range(20):
@@ -77,7 +77,7 @@ def test_keep_alive_reuses_one_connection(server) -> None:  # type: ignore[no-un
     conn.close()
 
 
-def test_http10_keep_alive_only_when_asked(server) -> None:  # type: ignore[no-untyped-def]
+def test_http10_keep_alive_only_when_asked(server: Server) -> None:
     with connect(server) as sock:
         buffer = bytearray()
         sock.sendall(b"GET /hello HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
@@ -90,7 +90,7 @@ def test_http10_keep_alive_only_when_asked(server) -> None:  # type: ignore[no-u
         assert sock.recv(10) == b""  # 1.0 without keep-alive: closed after the response
 
 
-def test_connection_close_is_honoured_both_ways(server) -> None:  # type: ignore[no-untyped-def]
+def test_connection_close_is_honoured_both_ways(server: Server) -> None:
     with connect(server) as sock:
         buffer = bytearray()
         sock.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
@@ -99,7 +99,7 @@ def test_connection_close_is_honoured_both_ways(server) -> None:  # type: ignore
         assert sock.recv(10) == b""
 
 
-def test_pipelined_requests_answered_in_order(server) -> None:  # type: ignore[no-untyped-def]
+def test_pipelined_requests_answered_in_order(server: Server) -> None:
     paths = ["/text", "/hello", "/length", "/list", "/hello"] * 4
     payload = b""
     for path in paths:
@@ -116,7 +116,7 @@ def test_pipelined_requests_answered_in_order(server) -> None:  # type: ignore[n
             assert read_response(sock, buffer)[2] == expected[path]
 
 
-def test_head_has_no_body_but_the_same_length(server) -> None:  # type: ignore[no-untyped-def]
+def test_head_has_no_body_but_the_same_length(server: Server) -> None:
     with connect(server) as sock:
         buffer = bytearray()
         sock.sendall(b"HEAD /hello HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -128,7 +128,7 @@ def test_head_has_no_body_but_the_same_length(server) -> None:  # type: ignore[n
         assert (status, body) == (200, b"Hello world!")
 
 
-def test_100_continue_is_sent_only_when_the_body_is_read(server) -> None:  # type: ignore[no-untyped-def]
+def test_100_continue_is_sent_only_when_the_body_is_read(server: Server) -> None:
     with connect(server) as sock:
         sock.sendall(b"POST /length HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
                      b"Expect: 100-continue\r\n\r\n")
@@ -150,7 +150,7 @@ def test_100_continue_is_sent_only_when_the_body_is_read(server) -> None:  # typ
         assert read_response(sock, bytearray())[0] == 417
 
 
-def test_chunked_request_and_chunked_response(server) -> None:  # type: ignore[no-untyped-def]
+def test_chunked_request_and_chunked_response(server: Server) -> None:
     with connect(server) as sock:
         sock.sendall(b"POST /length HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
                      b"5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n")
@@ -186,7 +186,7 @@ def test_chunked_request_and_chunked_response(server) -> None:  # type: ignore[n
     (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501),
     (b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505),
 ])
-def test_limits_and_rejections_answer_then_close(server, request_bytes: bytes,  # type: ignore[no-untyped-def]
+def test_limits_and_rejections_answer_then_close(server: Server, request_bytes: bytes,
                                                  status: int) -> None:
     raw = server.raw(request_bytes)
     assert raw.startswith(f"HTTP/1.1 {status} ".encode()), raw[:200]
@@ -194,14 +194,14 @@ def test_limits_and_rejections_answer_then_close(server, request_bytes: bytes,  
     assert b"Traceback" not in raw
 
 
-def test_413_is_sent_before_the_body_is_read(server) -> None:  # type: ignore[no-untyped-def]
+def test_413_is_sent_before_the_body_is_read(server: Server) -> None:
     with connect(server) as sock:
         sock.sendall(b"POST /length HTTP/1.1\r\nHost: x\r\nContent-Length: 5000000\r\n\r\n")
         sock.settimeout(5)
         assert sock.recv(65536).startswith(b"HTTP/1.1 413")
 
 
-def test_header_timeout_answers_408(server) -> None:  # type: ignore[no-untyped-def]
+def test_header_timeout_answers_408(server: Server) -> None:
     with connect(server) as sock:
         sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")  # head never finished
         started = time.monotonic()
@@ -212,7 +212,7 @@ def test_header_timeout_answers_408(server) -> None:  # type: ignore[no-untyped-
     assert 1.5 <= elapsed <= 4.0
 
 
-def test_idle_keep_alive_connection_is_closed_quietly(server) -> None:  # type: ignore[no-untyped-def]
+def test_idle_keep_alive_connection_is_closed_quietly(server: Server) -> None:
     with connect(server) as sock:
         buffer = bytearray()
         sock.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -223,7 +223,7 @@ def test_idle_keep_alive_connection_is_closed_quietly(server) -> None:  # type: 
         assert 1.5 <= time.monotonic() - started <= 4.0
 
 
-def test_slow_body_is_cut_with_408(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_slow_body_is_cut_with_408(start_server: StartServer) -> None:
     server = start_server("--app", "mymod:handler", "--header-timeout", "1",
                           "--min-body-rate", "100")
     with connect(server) as sock:
@@ -245,7 +245,7 @@ def test_slow_body_is_cut_with_408(start_server) -> None:  # type: ignore[no-unt
     assert time.monotonic() - started < 6
 
 
-def test_keep_alive_zero_closes_after_every_response(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_keep_alive_zero_closes_after_every_response(start_server: StartServer) -> None:
     server = start_server("--app", "mymod:handler", "--keep-alive", "0")
     with connect(server) as sock:
         sock.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -253,7 +253,7 @@ def test_keep_alive_zero_closes_after_every_response(start_server) -> None:  # t
         assert headers["connection"] == "close"
 
 
-def test_max_keepalive_requests(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_max_keepalive_requests(start_server: StartServer) -> None:
     server = start_server("--app", "mymod:handler", "--max-keepalive-requests", "3")
     with connect(server) as sock:
         buffer = bytearray()
@@ -263,7 +263,7 @@ def test_max_keepalive_requests(start_server) -> None:  # type: ignore[no-untype
             assert (headers.get("connection") == "close") == (number == 3)
 
 
-def test_client_disconnects_cost_only_their_own_request(server) -> None:  # type: ignore[no-untyped-def]
+def test_client_disconnects_cost_only_their_own_request(server: Server) -> None:
     for _ in range(5):
         with connect(server) as sock:  # mid-head
             sock.sendall(b"GET /hello HTTP/1.1\r\nHo")
@@ -279,7 +279,7 @@ def test_client_disconnects_cost_only_their_own_request(server) -> None:  # type
     assert server.proc.poll() is None
 
 
-def test_unread_body_that_has_not_arrived_closes_with_notice(server) -> None:  # type: ignore[no-untyped-def]
+def test_unread_body_that_has_not_arrived_closes_with_notice(server: Server) -> None:
     with connect(server) as sock:
         sock.sendall(b"POST /noread HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nab")
         status, headers, body = read_response(sock, bytearray())
@@ -295,7 +295,7 @@ def test_unread_body_that_has_not_arrived_closes_with_notice(server) -> None:  #
 
 
 def test_closing_response_arrives_whole_while_a_forked_child_holds_the_socket(
-        server) -> None:  # type: ignore[no-untyped-def]
+        server: Server) -> None:
     # A closing response's tail is held for the FIN (MSG_MORE). The handler's child keeps a
     # copy of the socket, so close() alone would send no FIN: the response would hang until
     # the child exits. The FIN must come from shutdown().
@@ -322,7 +322,7 @@ def test_closing_response_arrives_whole_while_a_forked_child_holds_the_socket(
 
 
 def test_defer_accept_still_serves_clients_that_wait_before_sending(
-        start_server) -> None:  # type: ignore[no-untyped-def]
+        start_server: StartServer) -> None:
     # --defer-accept is on by default for sockets forkhttpd binds itself: a connection
     # reaches a worker with its first bytes, or after the deferral if it sends none.
     port = free_port()
@@ -342,7 +342,7 @@ def test_defer_accept_still_serves_clients_that_wait_before_sending(
 
 
 def test_a_stopping_server_refuses_new_connections_while_it_finishes(
-        start_server) -> None:  # type: ignore[no-untyped-def]
+        start_server: StartServer) -> None:
     # A graceful stop keeps serving the connections it has, but new ones are refused at
     # once, not queued in a backlog nobody will take and reset when the last process exits.
     port = free_port()

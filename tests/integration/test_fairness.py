@@ -11,6 +11,8 @@ import time
 
 import pytest
 
+from .harness import StartServer
+
 
 def one_request(port: int, timeout: float = 5.0) -> float:
     """Latency of GET /hello on a NEW connection; raises on any failure."""
@@ -29,7 +31,8 @@ def p99(samples: list[float]) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
 
 
-def test_fresh_connections_are_answered_while_keep_alive_clients_hammer(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_fresh_connections_are_answered_while_keep_alive_clients_hammer(
+        start_server: StartServer) -> None:
     wrk = shutil.which("wrk")
     if wrk is None:
         pytest.fail("wrk is missing (Debian package wrk; .ci/run installs it)")
@@ -55,7 +58,7 @@ def test_fresh_connections_are_answered_while_keep_alive_clients_hammer(start_se
     assert "Non-2xx" not in output and "Socket errors" not in output, output
 
 
-def test_slowloris_connections_do_not_block_ordinary_requests(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_slowloris_connections_do_not_block_ordinary_requests(start_server: StartServer) -> None:
     server = start_server("--app", "mymod:handler", "--workers", "2", "--header-timeout", "20")
     slow: list[socket.socket] = []
     stop = threading.Event()

@@ -24,7 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import forkhttpd
 
-from .harness import REPO, Server, wait_until
+from .harness import REPO, Server, StartServer, wait_until
 
 APP = ("--app", "observe_app:handler")
 
@@ -70,8 +70,8 @@ def in_background(server: Server, path: str) -> threading.Thread:
     return thread
 
 
-def test_status_shows_the_slow_request_and_never_blocks_the_master(  # type: ignore[no-untyped-def]
-        start_server, tmp_path: Path) -> None:
+def test_status_shows_the_slow_request_and_never_blocks_the_master(
+        start_server: StartServer, tmp_path: Path) -> None:
     pidfile = tmp_path / "srv.pid"
     server = start_server(*APP, "--workers", "2", "--pid", str(pidfile),
                           "--status-bind", "127.0.0.1:0")
@@ -121,7 +121,8 @@ def test_status_shows_the_slow_request_and_never_blocks_the_master(  # type: ign
     assert result.returncode == 3 and "not running" in result.stdout
 
 
-def test_metrics_count_requests_exits_and_reloads(start_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_metrics_count_requests_exits_and_reloads(start_server: StartServer,
+                                                  tmp_path: Path) -> None:
     server = start_server(*APP, "--workers", "1", "--max-requests", "4",
                           "--status-bind", "127.0.0.1:0")
     port = status_port(server.stderr)
@@ -174,7 +175,8 @@ def test_metrics_count_requests_exits_and_reloads(start_server, tmp_path: Path) 
         > 0
 
 
-def test_json_access_log_survives_hostile_request_lines(start_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_json_access_log_survives_hostile_request_lines(start_server: StartServer,
+                                                        tmp_path: Path) -> None:
     access = tmp_path / "access.log"
     server = start_server(*APP, "--access-logfile", str(access), "--access-log-format", "json")
     hostile = [b'GET /"quoted"\\back\\"slash HTTP/1.1', b"GET /\xff\xfe\xc3(\xe2\x82 HTTP/1.1",
@@ -197,7 +199,7 @@ def test_json_access_log_survives_hostile_request_lines(start_server, tmp_path: 
     assert access.read_bytes().isascii()
 
 
-def test_usr1_rotation_under_load_loses_nothing(start_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_usr1_rotation_under_load_loses_nothing(start_server: StartServer, tmp_path: Path) -> None:
     access, errors = tmp_path / "access.log", tmp_path / "error.log"
     server = start_server(*APP, "--workers", "2", "--access-logfile", str(access),
                           "--access-log-format", "json", "--error-logfile", str(errors),
@@ -252,7 +254,8 @@ def test_usr1_rotation_under_load_loses_nothing(start_server, tmp_path: Path) ->
     assert "observability test error" not in (tmp_path / "error.log.1").read_text()
 
 
-def test_timeout_kill_logs_stack_and_request_and_counts_it(start_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_timeout_kill_logs_stack_and_request_and_counts_it(start_server: StartServer,
+                                                           tmp_path: Path) -> None:
     errors, pidfile = tmp_path / "error.log", tmp_path / "srv.pid"
     server = start_server(*APP, "--workers", "1", "--timeout", "1", "--error-logfile",
                           str(errors), "--status-bind", "127.0.0.1:0", "--pid", str(pidfile),
@@ -285,7 +288,7 @@ def test_timeout_kill_logs_stack_and_request_and_counts_it(start_server, tmp_pat
     assert server.request("GET", "/")[0] == 200  # replaced
 
 
-def test_systemd_status_line(start_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_systemd_status_line(start_server: StartServer, tmp_path: Path) -> None:
     address = str(tmp_path / "notify")
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(address)
@@ -308,7 +311,7 @@ def test_systemd_status_line(start_server, tmp_path: Path) -> None:  # type: ign
         notify.close()
 
 
-def test_combined_access_log_on_stdout(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_combined_access_log_on_stdout(start_server: StartServer) -> None:
     server = start_server(*APP, "--access-logfile", "-")
     server.raw(b'GET /say"hi"\\\xff HTTP/1.1\r\nHost: x\r\nUser-Agent: t "q"\r\n'
                b"Referer: http://r/\r\nConnection: close\r\n\r\n")
@@ -320,7 +323,7 @@ def test_combined_access_log_on_stdout(start_server) -> None:  # type: ignore[no
     assert int(match[2]) in server.worker_pids()
 
 
-def test_worker_states_idle_keep_alive_reading(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_worker_states_idle_keep_alive_reading(start_server: StartServer) -> None:
     server = start_server(*APP, "--workers", "1", "--status-bind", "127.0.0.1:0")
     port = status_port(server.stderr)
 

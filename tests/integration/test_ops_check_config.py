@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .harness import APPS
-from .ops_support import run_forkhttpd
+from .harness import APPS, StartServer, run_forkhttpd
 
 MARKER_APP = '''
 import os
@@ -81,7 +80,7 @@ def test_problems_are_all_listed_and_the_app_not_imported(tmp_path: Path) -> Non
     assert not marker.exists()
 
 
-def test_a_running_master_is_noted(start_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_running_master_is_noted(start_server: StartServer, tmp_path: Path) -> None:
     pidfile = tmp_path / "forkhttpd.pid"
     server = start_server("--app", "mymod:handler", "--pid", str(pidfile))
     result = run_forkhttpd("--check-config", "--app", "mymod:handler", "--pid", str(pidfile),

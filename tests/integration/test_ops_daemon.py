@@ -15,9 +15,17 @@ import pytest
 
 from forkhttpd.ops.pidfile import holder, read_pid
 
-from .harness import APPS, cmdline, listening_socket, wait_until
-from .ops_support import alive, kill_daemon, run_forkhttpd
-from .ops_support import http_get as _get
+from .harness import (
+    APPS,
+    StartServer,
+    alive,
+    cmdline,
+    kill_daemon,
+    listening_socket,
+    run_forkhttpd,
+    wait_until,
+)
+from .harness import http_get as _get
 
 
 def _children(pid: int) -> list[int]:
@@ -124,7 +132,8 @@ def test_daemon_bind_error_shows_on_the_terminal(tmp_path: Path) -> None:
         busy.close()
 
 
-def test_pid_file_foreground_lock_and_second_start(start_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_pid_file_foreground_lock_and_second_start(start_server: StartServer,
+                                                   tmp_path: Path) -> None:
     pidfile = tmp_path / "forkhttpd.pid"
     server = start_server("--app", "mymod:handler", "--pid", str(pidfile))
     assert pidfile.read_text() == f"{server.pid}\n"
@@ -145,7 +154,7 @@ def test_pid_file_foreground_lock_and_second_start(start_server, tmp_path) -> No
     assert not pidfile.exists()
 
 
-def test_stale_pid_file_is_taken_over(start_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_stale_pid_file_is_taken_over(start_server: StartServer, tmp_path: Path) -> None:
     pidfile = tmp_path / "forkhttpd.pid"
     dead = _dead_pid()
     pidfile.write_text(f"{dead}\n")
@@ -154,7 +163,8 @@ def test_stale_pid_file_is_taken_over(start_server, tmp_path) -> None:  # type: 
     assert f"took it over from pid {dead}" in server.stderr
 
 
-def test_pid_file_not_removed_when_it_names_a_successor(start_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_pid_file_not_removed_when_it_names_a_successor(start_server: StartServer,
+                                                        tmp_path: Path) -> None:
     pidfile = tmp_path / "forkhttpd.pid"
     server = start_server("--app", "mymod:handler", "--pid", str(pidfile))
     pidfile.write_text("12345\n")  # say an operator (or a successor) rewrote it
@@ -162,7 +172,7 @@ def test_pid_file_not_removed_when_it_names_a_successor(start_server, tmp_path) 
     assert pidfile.read_text() == "12345\n"
 
 
-def test_workers_do_not_keep_a_dead_masters_lock(start_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_workers_do_not_keep_a_dead_masters_lock(start_server: StartServer, tmp_path: Path) -> None:
     pidfile = tmp_path / "forkhttpd.pid"
     first = start_server("--app", "mymod:handler", "-w", "2", "--pid", str(pidfile))
     children = first.children()
@@ -197,7 +207,8 @@ def test_control_needs_to_know_which_server() -> None:
     assert result.returncode == 2 and "--pid FILE" in result.stderr
 
 
-def test_control_reads_the_pid_file_from_the_config(start_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_control_reads_the_pid_file_from_the_config(start_server: StartServer,
+                                                    tmp_path: Path) -> None:
     pidfile = tmp_path / "forkhttpd.pid"
     config = tmp_path / "forkhttpd.toml"
     config.write_text(f'app = "mymod:handler"\npid = "{pidfile}"\n')
@@ -206,7 +217,8 @@ def test_control_reads_the_pid_file_from_the_config(start_server, tmp_path) -> N
     assert result.returncode == 0 and f"master pid {server.pid}" in result.stdout
 
 
-def test_stop_waits_for_requests_in_flight_and_reports_a_timeout(start_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_stop_waits_for_requests_in_flight_and_reports_a_timeout(
+        start_server: StartServer, tmp_path: Path) -> None:
     pidfile = tmp_path / "forkhttpd.pid"
     server = start_server("--app", "mymod:handler", "--pid", str(pidfile),
                           "--graceful-timeout", "20")

@@ -17,8 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from .harness import APPS, REPO, wait_until
-from .ops_support import free_port
+from .harness import APPS, REPO, Server, StartServer, free_port, wait_until
 
 SHIPPED = REPO / "etc" / "nginx" / "forkhttpd.conf"
 NGINX_APT = "apt-get install -y nginx-light (or nginx)"
@@ -100,7 +99,8 @@ class Client(threading.Thread):
 
 
 @pytest.mark.slow
-def test_restarting_instances_behind_nginx_loses_no_request(start_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_restarting_instances_behind_nginx_loses_no_request(
+        start_server: StartServer, tmp_path: Path) -> None:
     nginx = _nginx()
     ports = (free_port(), free_port())
     front = free_port()
@@ -109,7 +109,7 @@ def test_restarting_instances_behind_nginx_loses_no_request(start_server, tmp_pa
                            capture_output=True, text=True, timeout=30)
     assert check.returncode == 0, check.stderr
 
-    def instance(port: int):  # type: ignore[no-untyped-def]
+    def instance(port: int) -> Server:
         return start_server("--app", "mymod:handler", "-w", "2", "--bind",
                             f"127.0.0.1:{port}", "--graceful-timeout", "10",
                             bind_socket=False, cwd=APPS)

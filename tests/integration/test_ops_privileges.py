@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .harness import APPS, cmdline, wait_until
-from .ops_support import run_forkhttpd
+from .harness import APPS, StartServer, cmdline, run_forkhttpd, wait_until
 
 APP = '''
 import os
@@ -61,8 +60,9 @@ def unprivileged() -> tuple[str, str, int, int]:
 
 
 @needs_root
-def test_workers_and_zygote_drop_before_importing_the_app(start_server, shared_dir,
-                                                          unprivileged) -> None:  # type: ignore[no-untyped-def]
+def test_workers_and_zygote_drop_before_importing_the_app(
+        start_server: StartServer, shared_dir: Path,
+        unprivileged: tuple[str, str, int, int]) -> None:
     import json
 
     user, group, uid, gid = unprivileged
@@ -92,8 +92,8 @@ def test_workers_and_zygote_drop_before_importing_the_app(start_server, shared_d
 
 
 @needs_root
-def test_user_alone_takes_the_users_primary_group(start_server, shared_dir,
-                                                  unprivileged) -> None:  # type: ignore[no-untyped-def]
+def test_user_alone_takes_the_users_primary_group(start_server: StartServer, shared_dir: Path,
+                                                  unprivileged: tuple[str, str, int, int]) -> None:
     import json
 
     user, _, uid, gid = unprivileged
@@ -109,7 +109,8 @@ def test_unknown_user_fails_at_startup(tmp_path: Path) -> None:
 
 
 @needs_root
-def test_check_config_imports_as_the_user(shared_dir, unprivileged) -> None:  # type: ignore[no-untyped-def]
+def test_check_config_imports_as_the_user(shared_dir: Path,
+                                          unprivileged: tuple[str, str, int, int]) -> None:
     user, group, uid, gid = unprivileged
     result = run_forkhttpd("--check-config", "--app", "whoami:handler", "--user", user,
                            "--group", group, cwd=shared_dir, timeout=60)
@@ -118,7 +119,8 @@ def test_check_config_imports_as_the_user(shared_dir, unprivileged) -> None:  # 
 
 
 @pytest.mark.parametrize(("umask", "mode"), [("077", 0o700), ("027", 0o750)])
-def test_umask_applies_to_what_the_server_creates(start_server, tmp_path, umask, mode) -> None:  # type: ignore[no-untyped-def]
+def test_umask_applies_to_what_the_server_creates(start_server: StartServer, tmp_path: Path,
+                                                  umask: str, mode: int) -> None:
     path = tmp_path / "s.sock"
     server = start_server("--app", "mymod:handler", "--umask", umask, "--bind",
                           f"unix:{path}", bind_socket=False)
@@ -127,7 +129,7 @@ def test_umask_applies_to_what_the_server_creates(start_server, tmp_path, umask,
     assert not path.exists()  # the master removes its unix socket
 
 
-def test_chdir_is_where_the_app_is_found(start_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_chdir_is_where_the_app_is_found(start_server: StartServer, tmp_path: Path) -> None:
     (tmp_path / "elsewhere.py").write_text(
         "def handler(request, response):\n    import os\n    return os.getcwd()\n")
     server = start_server("--app", "elsewhere:handler", "--chdir", str(tmp_path),

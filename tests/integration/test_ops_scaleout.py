@@ -8,11 +8,10 @@ import signal
 import threading
 import time
 
-from .harness import cmdline
-from .ops_support import free_port, run_forkhttpd
+from .harness import StartServer, cmdline, free_port, run_forkhttpd
 
 
-def test_health_path_is_answered_without_the_app(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_health_path_is_answered_without_the_app(start_server: StartServer) -> None:
     server = start_server("--app", "mymod:handler", "--health-path", "/healthz")
     status, headers, body = server.request("GET", "/healthz")
     assert (status, body.strip()) == (200, b"ok")  # mymod would answer 404 for this path
@@ -21,12 +20,12 @@ def test_health_path_is_answered_without_the_app(start_server) -> None:  # type:
     assert server.request("GET", "/healthz/more")[0] == 404
 
 
-def test_without_health_path_the_app_answers(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_without_health_path_the_app_answers(start_server: StartServer) -> None:
     server = start_server("--app", "mymod:handler")
     assert server.request("GET", "/healthz")[0] == 404
 
 
-def test_health_fails_once_a_graceful_stop_began(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_health_fails_once_a_graceful_stop_began(start_server: StartServer) -> None:
     server = start_server("--app", "mymod:handler", "--health-path", "/healthz",
                           "--keep-alive", "10")
     probe = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
@@ -70,7 +69,8 @@ def _pids_answering(port: int, count: int) -> set[int]:
     return pids
 
 
-def test_reuse_port_lets_a_second_instance_start_before_the_first_stops(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_reuse_port_lets_a_second_instance_start_before_the_first_stops(
+        start_server: StartServer) -> None:
     port = free_port()
     bind = ("--bind", f"127.0.0.1:{port}", "--reuse-port")
     first = start_server("--app", "mymod:handler", *bind, bind_socket=False)
@@ -86,7 +86,7 @@ def test_reuse_port_lets_a_second_instance_start_before_the_first_stops(start_se
     assert {p for p in _pids_answering(port, 20)} <= set(second.worker_pids())
 
 
-def test_without_reuse_port_the_second_instance_is_refused(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_without_reuse_port_the_second_instance_is_refused(start_server: StartServer) -> None:
     port = free_port()
     start_server("--app", "mymod:handler", "--bind", f"127.0.0.1:{port}", bind_socket=False)
     result = run_forkhttpd("--app", "mymod:handler", "--bind", f"127.0.0.1:{port}",

@@ -16,9 +16,8 @@ from typing import Any
 
 import pytest
 
-from .harness import APPS, REPO, wait_until
-from .ops_support import NotifySocket, free_port, run_forkhttpd
-from .ops_support import http_get as _get
+from .harness import APPS, REPO, NotifySocket, StartServer, free_port, run_forkhttpd, wait_until
+from .harness import http_get as _get
 
 
 @pytest.fixture
@@ -28,7 +27,8 @@ def notify(tmp_path: Path) -> Any:
     listener.close()
 
 
-def test_ready_status_reload_watchdog_and_stopping(start_server, notify, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_ready_status_reload_watchdog_and_stopping(start_server: StartServer, notify: NotifySocket,
+                                                   tmp_path: Path) -> None:
     config = tmp_path / "forkhttpd.toml"
     config.write_text('app = "mymod:handler"\nworkers = 2\n')
     server = start_server("-c", str(config), ready=False,
@@ -80,7 +80,7 @@ def test_ready_status_reload_watchdog_and_stopping(start_server, notify, tmp_pat
     assert notify.index_of("READY", "1", after=stop_at) == -1
 
 
-def test_no_watchdog_pings_unless_asked(start_server, notify) -> None:  # type: ignore[no-untyped-def]
+def test_no_watchdog_pings_unless_asked(start_server: StartServer, notify: NotifySocket) -> None:
     server = start_server("--app", "mymod:handler", ready=False,
                           env={"NOTIFY_SOCKET": notify.path})
     notify.wait_for("READY", "1")
@@ -90,7 +90,7 @@ def test_no_watchdog_pings_unless_asked(start_server, notify) -> None:  # type: 
     server.stop()
 
 
-def test_daemon_is_refused_under_a_service_manager(notify) -> None:  # type: ignore[no-untyped-def]
+def test_daemon_is_refused_under_a_service_manager(notify: NotifySocket) -> None:
     result = run_forkhttpd("--daemon", "--app", "mymod:handler", cwd=APPS,
                            env={"NOTIFY_SOCKET": notify.path}, timeout=20)
     assert result.returncode == 2
@@ -134,7 +134,7 @@ def test_socket_activation_with_systemd_socket_activate(tmp_path: Path) -> None:
             proc.wait(5)
 
 
-def test_fd_bind_serves_the_socket_the_test_bound(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_fd_bind_serves_the_socket_the_test_bound(start_server: StartServer) -> None:
     server = start_server("--app", "mymod:handler")
     assert server.sock is not None
     assert f"serving on 127.0.0.1:{server.port}" in server.stderr
@@ -153,7 +153,7 @@ def test_fd_bind_of_something_else_is_a_clear_error(tmp_path: Path) -> None:
     assert f"fd://{read_fd}: not a socket" in result.stderr
 
 
-def test_listen_fds_for_another_pid_are_ignored(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_listen_fds_for_another_pid_are_ignored(start_server: StartServer) -> None:
     # LISTEN_PID names someone else (a parent that did not unset it): not ours to use.
     with socket.socket() as other:
         other.bind(("127.0.0.1", 0))

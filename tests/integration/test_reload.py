@@ -7,10 +7,10 @@ import re
 import signal
 import socket
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
-from .clients import Load
-from .harness import APPS, cmdline, wait_until
+from .harness import APPS, Load, Outcome, StartServer, cmdline, wait_until
 
 
 def write_app(path: Path, version: int, prelude: str = "") -> None:
@@ -22,11 +22,11 @@ def write_app(path: Path, version: int, prelude: str = "") -> None:
         f'    return f"{{VERSION}} {{os.getpid()}}"\n' + "#" * version + "\n")
 
 
-def versions(outcomes) -> list[str]:  # type: ignore[no-untyped-def]
+def versions(outcomes: Iterable[Outcome]) -> list[str]:
     return [o.body.split()[0] for o in outcomes if o.ok]
 
 
-def test_five_sighups_under_continuous_load_lose_nothing(start_server,  # type: ignore[no-untyped-def]
+def test_five_sighups_under_continuous_load_lose_nothing(start_server: StartServer,
                                                           tmp_path: Path) -> None:
     app = tmp_path / "relapp.py"
     write_app(app, 1)
@@ -57,7 +57,8 @@ def test_five_sighups_under_continuous_load_lose_nothing(start_server,  # type: 
     assert server.stderr.count("exited: reason=reload, exit code 0") == 10
 
 
-def test_sighups_in_a_burst_end_on_the_latest_code(start_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_sighups_in_a_burst_end_on_the_latest_code(start_server: StartServer,
+                                                   tmp_path: Path) -> None:
     app = tmp_path / "relapp.py"
     write_app(app, 1)
     server = start_server("--app", "relapp:handler", "--workers", "2", cwd=tmp_path)
@@ -74,7 +75,7 @@ def test_sighups_in_a_burst_end_on_the_latest_code(start_server, tmp_path: Path)
     assert server.request("GET", "/")[2].startswith(b"v6 ")
 
 
-def test_a_reload_that_cannot_import_keeps_the_old_code(start_server,  # type: ignore[no-untyped-def]
+def test_a_reload_that_cannot_import_keeps_the_old_code(start_server: StartServer,
                                                          tmp_path: Path) -> None:
     app = tmp_path / "relapp.py"
     write_app(app, 1)
@@ -123,7 +124,7 @@ def test_a_reload_that_cannot_import_keeps_the_old_code(start_server,  # type: i
     assert kept.failures == []
 
 
-def test_a_slow_import_keeps_the_old_generation_serving(start_server,  # type: ignore[no-untyped-def]
+def test_a_slow_import_keeps_the_old_generation_serving(start_server: StartServer,
                                                          tmp_path: Path) -> None:
     app = tmp_path / "relapp.py"
     write_app(app, 1)
@@ -144,7 +145,7 @@ def test_a_slow_import_keeps_the_old_generation_serving(start_server,  # type: i
     assert slowest < 2.0  # one that waited on the import would take 3 s or more
 
 
-def test_a_bad_config_on_sighup_changes_nothing(start_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_bad_config_on_sighup_changes_nothing(start_server: StartServer, tmp_path: Path) -> None:
     config = tmp_path / "forkhttpd.toml"
     config.write_text("workers = 2\n")
     server = start_server("--app", "mymod:handler", "--config", str(config), cwd=APPS)
@@ -165,7 +166,8 @@ def test_a_bad_config_on_sighup_changes_nothing(start_server, tmp_path: Path) ->
     assert "reload: new values for workers, timeout" in server.stderr
 
 
-def test_a_worker_retired_as_it_is_forked_still_goes(start_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_worker_retired_as_it_is_forked_still_goes(start_server: StartServer,
+                                                     tmp_path: Path) -> None:
     # Each SIGHUP asks for one worker more: the old generation forks it while the new one
     # loads, and it is retired the moment its PID is known, right after its fork, when a
     # signal can be lost (Python clears pending signals in a new child); the master sends

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .harness import cmdline, wait_until
+from .harness import StartServer, cmdline, wait_until
 
 
 def ask(port: int, path: str, results: dict[str, object], key: str,
@@ -36,7 +36,7 @@ def ask(port: int, path: str, results: dict[str, object], key: str,
     return thread
 
 
-def test_term_answers_the_request_in_flight_and_every_queued_one(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_term_answers_the_request_in_flight_and_every_queued_one(start_server: StartServer) -> None:
     server = start_server("--app", "mymod:handler", "--workers", "1")
     results: dict[str, object] = {}
     threads = [ask(server.port, "/sleep?s=2", results, "busy")]
@@ -64,7 +64,7 @@ def test_term_answers_the_request_in_flight_and_every_queued_one(start_server) -
     assert "exited: reason=shutdown, exit code 0" in server.stderr
 
 
-def test_graceful_timeout_bounds_a_term(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_graceful_timeout_bounds_a_term(start_server: StartServer) -> None:
     server = start_server("--app", "mymod:handler", "--workers", "1", "--graceful-timeout",
                           "1")
     results: dict[str, object] = {}
@@ -81,7 +81,7 @@ def test_graceful_timeout_bounds_a_term(start_server) -> None:  # type: ignore[n
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGQUIT])
-def test_int_and_quit_stop_at_once(start_server, signum: int) -> None:  # type: ignore[no-untyped-def]
+def test_int_and_quit_stop_at_once(start_server: StartServer, signum: int) -> None:
     server = start_server("--app", "mymod:handler", "--workers", "2")
     workers = server.worker_pids()
     results: dict[str, object] = {}
@@ -97,7 +97,7 @@ def test_int_and_quit_stop_at_once(start_server, signum: int) -> None:  # type: 
     assert "fast stop" in server.stderr
 
 
-def test_ttin_and_ttou_change_the_number_of_workers(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_ttin_and_ttou_change_the_number_of_workers(start_server: StartServer) -> None:
     server = start_server("--app", "mymod:handler", "--workers", "2")
     assert wait_until(lambda: len(server.worker_pids()) == 2)
     took = []
@@ -119,7 +119,7 @@ def test_ttin_and_ttou_change_the_number_of_workers(start_server) -> None:  # ty
     assert "TTOU: 1 workers wanted" in server.stderr
 
 
-def test_usr1_reopens_the_log_files(start_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_usr1_reopens_the_log_files(start_server: StartServer, tmp_path: Path) -> None:
     log = tmp_path / "error.log"
     server = start_server("--app", "mymod:handler", "--workers", "2", "--error-logfile",
                           str(log), ready=False)
@@ -146,7 +146,7 @@ def test_usr1_reopens_the_log_files(start_server, tmp_path: Path) -> None:  # ty
     assert "secret internal detail" not in rotated.read_text()
 
 
-def test_titles_show_role_generation_and_state(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_titles_show_role_generation_and_state(start_server: StartServer) -> None:
     server = start_server("--app", "mymod:handler", "--workers", "2")
     assert wait_until(lambda: "serving workers 2" in cmdline(server.pid))
     assert cmdline(server.pid).startswith("forkhttpd: master [mymod:handler] gen 1 serving")
@@ -168,7 +168,7 @@ def test_titles_show_role_generation_and_state(start_server) -> None:  # type: i
     assert wait_until(lambda: "gen 2 serving workers 2" in cmdline(server.pid))
 
 
-def test_term_while_the_first_generation_loads_exits_0(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_term_while_the_first_generation_loads_exits_0(start_server: StartServer) -> None:
     server = start_server("--app", "slow_start:handler", ready=False)
     assert wait_until(lambda: any("zygote" in cmdline(p) for p in server.children()))
     server.send_signal(signal.SIGTERM)
@@ -176,7 +176,7 @@ def test_term_while_the_first_generation_loads_exits_0(start_server) -> None:  #
     assert "error" not in server.stderr.lower()
 
 
-def test_int_during_startup_exits_cleanly(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_int_during_startup_exits_cleanly(tmp_path: Path) -> None:
     """A Ctrl-C that lands while the first generation is still loading (or just after): once
     the master runs (its title is set), INT is a clean stop, exit 0, no traceback."""
     import signal as _signal

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from .harness import APPS, REPO, Server, cmdline, wait_until
+from .harness import APPS, REPO, Server, StartServer, cmdline, wait_until
 
 
-def test_native_handler_api_over_http(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_native_handler_api_over_http(start_server: StartServer) -> None:
     server = start_server("--app", "mymod:handler", "--workers", "4")
     status, headers, body = server.request("GET", "/hello")
     assert (status, body) == (200, b"Hello world!")
@@ -40,7 +40,7 @@ def test_native_handler_api_over_http(start_server) -> None:  # type: ignore[no-
     assert json.loads(body)["data"] == "" and json.loads(body)["path"] == ["echo"]
 
 
-def test_returned_values_errors_and_statuses(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_returned_values_errors_and_statuses(start_server: StartServer) -> None:
     server = start_server("--app", "mymod:handler", "--workers", "2")
     status, headers, body = server.request("GET", "/text")
     assert (status, body, headers["content-type"]) == (200, b"plain text",
@@ -68,21 +68,23 @@ def test_returned_values_errors_and_statuses(start_server) -> None:  # type: ign
         assert b"Injected" not in raw and b"should never be sent" not in raw
 
 
-def test_http10_and_every_response_closes_or_keeps_alive_correctly(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_http10_and_every_response_closes_or_keeps_alive_correctly(
+        start_server: StartServer) -> None:
     server = start_server("--app", "mymod:handler")
     raw = server.raw(b"GET /hello HTTP/1.0\r\n\r\n")
     assert raw.startswith(b"HTTP/1.0 200") or raw.startswith(b"HTTP/1.1 200")
     assert raw.endswith(b"Hello world!")
 
 
-def test_pkg_mod_attr_and_factory_forms_and_chdir(start_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_pkg_mod_attr_and_factory_forms_and_chdir(start_server: StartServer,
+                                                  tmp_path: Path) -> None:
     server = start_server("--app", "pkg.handlers:hello")
     assert server.request("GET", "/")[2] == b"hello from pkg.handlers"
     server = start_server("--app", "mymod:make_handler()", "--chdir", str(APPS), cwd=tmp_path)
     assert server.request("GET", "/")[2] == b"made by factory"
 
 
-def test_process_titles_and_worker_count(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_process_titles_and_worker_count(start_server: StartServer) -> None:
     server = start_server("--app", "mymod:handler", "--workers", "4")
     master = cmdline(server.pid)
     assert "forkhttpd: master" in master and "mymod:handler" in master
@@ -100,7 +102,8 @@ def test_process_titles_and_worker_count(start_server) -> None:  # type: ignore[
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_term_and_int_stop_everything_with_exit_code_0(start_server, signum: int) -> None:  # type: ignore[no-untyped-def]
+def test_term_and_int_stop_everything_with_exit_code_0(start_server: StartServer,
+                                                       signum: int) -> None:
     server = start_server("--app", "mymod:handler", "--workers", "3")
     assert wait_until(lambda: len(server.worker_pids()) == 3)
     workers = server.worker_pids()
@@ -110,7 +113,7 @@ def test_term_and_int_stop_everything_with_exit_code_0(start_server, signum: int
     assert "Traceback" not in server.stderr
 
 
-def test_workers_exit_when_the_master_dies(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_workers_exit_when_the_master_dies(start_server: StartServer) -> None:
     server = start_server("--app", "mymod:handler", "--workers", "2")
     assert wait_until(lambda: len(server.worker_pids()) == 2)
     workers = server.worker_pids()
@@ -121,7 +124,8 @@ def test_workers_exit_when_the_master_dies(start_server) -> None:  # type: ignor
     assert time.monotonic() - started < 1.5
 
 
-def test_static_default_serves_the_current_directory(start_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_static_default_serves_the_current_directory(start_server: StartServer,
+                                                     tmp_path: Path) -> None:
     site = tmp_path / "site"
     site.mkdir()
     (site / "index.html").write_text("<h1>home</h1>")
@@ -211,7 +215,7 @@ def test_binds_by_address_ipv6_and_unix(tmp_path: Path) -> None:
 def test_embedded_blocking_server_gives_back_umask_and_directory(tmp_path: Path) -> None:
     # HttpServer(block=True) makes the embedding script the master until it stops; the
     # umask and working directory the server set for itself are the script's again after.
-    from .ops_support import free_port
+    from .harness import free_port
 
     port = free_port()
     err = tmp_path / "embedded.err"

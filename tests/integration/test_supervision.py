@@ -11,8 +11,7 @@ import signal
 import time
 from pathlib import Path
 
-from .clients import Load
-from .harness import APPS, cmdline, wait_until
+from .harness import APPS, Load, Server, StartServer, cmdline, wait_until
 
 
 def ppid_of(pid: int) -> int:
@@ -32,11 +31,11 @@ def held_connections(pid: int) -> int:
     return sockets - 1
 
 
-def zygotes(server) -> list[int]:  # type: ignore[no-untyped-def]
+def zygotes(server: Server) -> list[int]:
     return [pid for pid in server.children() if "forkhttpd: zygote" in cmdline(pid)]
 
 
-def test_workers_are_the_masters_own_children(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_workers_are_the_masters_own_children(start_server: StartServer) -> None:
     server = start_server("--app", "mymod:handler", "--workers", "3")
     assert wait_until(lambda: len(server.worker_pids()) == 3)
     # zygote and workers are all children of the master (subreaper); no intermediate lingers
@@ -51,7 +50,7 @@ def test_workers_are_the_masters_own_children(start_server) -> None:  # type: ig
     assert served <= {str(pid) for pid in server.worker_pids()}
 
 
-def test_kill_9_under_load_is_replaced_within_a_second(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_kill_9_under_load_is_replaced_within_a_second(start_server: StartServer) -> None:
     server = start_server("--app", "mymod:handler", "--workers", "2")
     assert wait_until(lambda: len(server.worker_pids()) == 2)
     before = set(server.worker_pids())
@@ -81,7 +80,7 @@ def test_kill_9_under_load_is_replaced_within_a_second(start_server) -> None:  #
                       or server.request("GET", "/pid")[2] == str(newcomer).encode(), 3)
 
 
-def test_busy_healthy_workers_are_never_taken_for_stuck(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_busy_healthy_workers_are_never_taken_for_stuck(start_server: StartServer) -> None:
     # Thousands of requests a second: each rewrites the worker's heartbeat block, which
     # struct.pack_into zero-fills first; a master that believed one torn read would alarm a
     # healthy worker. (--max-rss near the workers' size makes the master read 50 times a
@@ -96,7 +95,7 @@ def test_busy_healthy_workers_are_never_taken_for_stuck(start_server) -> None:  
     assert "reason=timeout" not in server.stderr
 
 
-def test_hung_handler_is_answered_503_and_its_worker_replaced(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_hung_handler_is_answered_503_and_its_worker_replaced(start_server: StartServer) -> None:
     server = start_server("--app", "hang:handler", "--workers", "1", "--timeout", "2")
     old = int(server.request("GET", "/pid")[2])
     started = time.monotonic()
@@ -114,7 +113,7 @@ def test_hung_handler_is_answered_503_and_its_worker_replaced(start_server) -> N
     assert server.request("GET", "/pid")[0] == 200
 
 
-def test_handler_deaf_to_the_alarm_gets_sigabrt_with_its_stack(start_server,  # type: ignore[no-untyped-def]
+def test_handler_deaf_to_the_alarm_gets_sigabrt_with_its_stack(start_server: StartServer,
                                                                tmp_path: Path) -> None:
     error_log = tmp_path / "error.log"
     server = start_server("--app", "hang:handler", "--workers", "1", "--timeout", "2",
@@ -139,7 +138,7 @@ def test_handler_deaf_to_the_alarm_gets_sigabrt_with_its_stack(start_server,  # 
     assert wait_until(lambda: server.request("GET", "/pid")[2] not in (b"", str(old).encode()))
 
 
-def test_leaky_worker_is_recycled_by_max_rss_without_failures(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_leaky_worker_is_recycled_by_max_rss_without_failures(start_server: StartServer) -> None:
     server = start_server("--app", "leaky:handler", "--workers", "2", "--max-rss", "80")
     before = set(server.worker_pids())
     # no pause: ~5 MiB per request, hundreds of MiB per second; the workers check themselves
@@ -160,7 +159,7 @@ def test_leaky_worker_is_recycled_by_max_rss_without_failures(start_server) -> N
     assert peak <= 19  # 22 MiB at the start + 19 x 5 MiB: well below 1.5 x 80 MiB
 
 
-def test_max_requests_recycles_are_staggered_and_lose_nothing(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_max_requests_recycles_are_staggered_and_lose_nothing(start_server: StartServer) -> None:
     server = start_server("--app", "mymod:handler", "--workers", "3", "--max-requests", "20",
                           "--max-requests-jitter", "5")
     with Load(server.port, "/pid", clients=3, keep_alive=True, max_seconds=15) as load:
@@ -182,7 +181,7 @@ def test_max_requests_recycles_are_staggered_and_lose_nothing(start_server) -> N
     assert served and all(n >= 20 for n in served), served
 
 
-def test_max_worker_lifetime_recycles_workers(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_max_worker_lifetime_recycles_workers(start_server: StartServer) -> None:
     server = start_server("--app", "mymod:handler", "--workers", "2",
                           "--max-worker-lifetime", "1", "--max-worker-lifetime-jitter", "0.5")
     with Load(server.port, "/pid", clients=2, keep_alive=False, max_seconds=10) as load:
@@ -193,7 +192,7 @@ def test_max_worker_lifetime_recycles_workers(start_server) -> None:  # type: ig
     assert not re.search(r"reason=lifetime, (signal|exit code [1-9])", server.stderr)
 
 
-def test_an_app_that_cannot_load_any_more_never_stops_the_master(start_server,  # type: ignore[no-untyped-def]
+def test_an_app_that_cannot_load_any_more_never_stops_the_master(start_server: StartServer,
                                                                   tmp_path: Path) -> None:
     site = tmp_path / "site"
     site.mkdir()
@@ -242,8 +241,8 @@ DIES_IN_WORKERS = (
 )
 
 
-def test_workers_that_die_as_they_start_back_off_and_the_old_ones_serve(  # type: ignore[no-untyped-def]
-        start_server, tmp_path: Path) -> None:
+def test_workers_that_die_as_they_start_back_off_and_the_old_ones_serve(
+        start_server: StartServer, tmp_path: Path) -> None:
     site = tmp_path / "site"
     site.mkdir()
     shutil.copy(APPS / "mymod.py", site / "mymod.py")
@@ -271,7 +270,8 @@ def test_workers_that_die_as_they_start_back_off_and_the_old_ones_serve(  # type
     assert bodies <= {"v1", "v3"}, bodies
 
 
-def test_a_handler_ballooning_past_one_and_a_half_times_max_rss_is_killed(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_a_handler_ballooning_past_one_and_a_half_times_max_rss_is_killed(
+        start_server: StartServer) -> None:
     server = start_server("--app", "leaky:handler", "--workers", "1", "--max-rss", "60")
     pid = int(server.request("GET", "/?mib=1")[2].split()[0])
     started = time.monotonic()

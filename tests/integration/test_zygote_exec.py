@@ -7,11 +7,12 @@ import json
 import os
 import signal
 
-from .harness import REPO, cmdline, wait_until
+from .harness import REPO, StartServer, cmdline, wait_until
 
 
-def test_workers_hold_none_of_the_masters_modules(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_workers_hold_none_of_the_masters_modules(start_server: StartServer) -> None:
     server = start_server("--app", "lean:handler", "--workers", "2")
+    assert server.sock is not None
     status, _, body = server.request("GET", "/")
     seen = json.loads(body)
     assert status == 200 and seen["master_modules"] == []

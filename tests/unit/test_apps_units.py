@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import http.server
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -100,7 +101,7 @@ def test_detect_interface() -> None:
     assert detect_interface(http.server.SimpleHTTPRequestHandler) == "handler-class"
     assert detect_interface(lambda request, response: None) == "native"
 
-    def marked(environ, start_response):  # type: ignore[no-untyped-def]
+    def marked(environ: dict[str, Any], start_response: Any) -> list[bytes]:
         return []
 
     with pytest.raises(InterfaceError, match="pass --interface wsgi"):
@@ -108,7 +109,7 @@ def test_detect_interface() -> None:
     marked.__forkhttpd_interface__ = "wsgi"  # type: ignore[attr-defined]
     assert detect_interface(marked) == "wsgi"
 
-    async def asgi(scope, receive, send):  # type: ignore[no-untyped-def]
+    async def asgi(scope: Any, receive: Any, send: Any) -> None:
         pass
 
     with pytest.raises(InterfaceError, match="ASGI"):

@@ -61,10 +61,11 @@ def _load_runner(corpus: Path) -> ModuleType:
 
 
 if CORPUS is not None:
-    RUNNER: ModuleType | None = _load_runner(CORPUS)
+    _runner = _load_runner(CORPUS)
+    RUNNER: ModuleType | None = _runner
     TABLE: dict[str, Any] = json.loads(
         (CORPUS / "cases" / "expectations.json").read_text())["cases"]
-    CASES: list[str] = RUNNER.discover(str(CORPUS / "cases"))
+    CASES: list[str] = _runner.discover(str(CORPUS / "cases"))
 else:
     RUNNER, TABLE, CASES = None, {}, []
 

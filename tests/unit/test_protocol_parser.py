@@ -706,7 +706,7 @@ def test_limits_validation() -> None:
     with pytest.raises(ValueError):
         Limits(max_body_size=-1)
     with pytest.raises(AttributeError):
-        Limits().max_body_size = 5  # type: ignore[misc]  # frozen
+        Limits().max_body_size = 5  # frozen
 
 
 def test_protocol_package_imports_no_io_modules() -> None:

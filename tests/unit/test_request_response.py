@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
 from forkhttpd.interfaces.request import Headers, HttpRequest, split_path
 from forkhttpd.interfaces.response import HTTPError, HttpResponse, finalize
-from forkhttpd.worker.parts import error_parts
+from forkhttpd.worker.parts import ResponseParts, error_parts
 
 
-def make(path: str = "/", query: str = "", fields=None, body: bytes | None = None) -> HttpRequest:
+def make(path: str = "/", query: str = "", fields: list[tuple[str, str]] | None = None,
+         body: bytes | None = None) -> HttpRequest:
     reader = (lambda: body) if body is not None else None
     return HttpRequest("GET", path, query, "HTTP/1.1", fields or [], reader)
 
@@ -65,7 +67,7 @@ def test_body_is_read_once_and_only_when_asked() -> None:
     assert calls == [1]
 
 
-def fields(parts) -> dict[str, str]:
+def fields(parts: ResponseParts) -> dict[str, str]:
     return {name.lower(): value for name, value in parts.headers}
 
 
@@ -87,7 +89,7 @@ def test_finalize_data_str_bytes_and_defaults() -> None:
     ({"a": 1}, b'{"a": 1}', "application/json"),
     ([1, 2], b"[1, 2]", "application/json"),
 ])
-def test_returned_values_are_typed_as_vshs_does(value, body, content_type) -> None:
+def test_returned_values_are_typed_as_vshs_does(value: Any, body: bytes, content_type: str) -> None:
     parts = finalize(HttpResponse(), value)
     assert parts.body == body
     assert fields(parts)["content-type"] == content_type

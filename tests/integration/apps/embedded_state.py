@@ -1,16 +1,22 @@
 """Embeds HttpServer(block=True) with its own umask and chdir; prints this process's umask
 and working directory once the server has returned (test_skeleton checks they are back)."""
 
+from __future__ import annotations
+
 import os
 import sys
+from typing import TYPE_CHECKING
 
 import forkhttpd
+
+if TYPE_CHECKING:
+    from forkhttpd import HttpRequest, HttpResponse
 
 os.umask(0o077)
 before = os.getcwd()
 
 
-def handler(request, response):
+def handler(request: HttpRequest, response: HttpResponse) -> None:
     response.data = "embedded"
 
 

@@ -1,5 +1,7 @@
 """http.server handler classes served through forkhttpd's handler-class interface."""
 
+from __future__ import annotations
+
 import functools
 import json
 import os
@@ -11,7 +13,7 @@ class EchoHandler(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
 
-    def _send(self, status, payload):
+    def _send(self, status: int, payload: dict[str, object]) -> None:
         body = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -19,17 +21,17 @@ class EchoHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def do_GET(self):  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         self._send(200, {"method": "GET", "path": self.path, "pid": os.getpid(),
                          "agent": self.headers.get("User-Agent"),
                          "client": self.client_address[0]})
 
-    def do_POST(self):  # noqa: N802
+    def do_POST(self) -> None:  # noqa: N802
         length = int(self.headers.get("Content-Length", 0))
         data = self.rfile.read(length).decode()
         self._send(201, {"method": "POST", "path": self.path, "data": data})
 
-    def log_message(self, format, *args):  # noqa: A002 - http.server's signature
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - http.server's signature
         pass
 
 

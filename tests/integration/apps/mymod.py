@@ -1,14 +1,22 @@
 """A native (picohttp-style) handler exercising the handler API; used by integration tests."""
 
+from __future__ import annotations
+
 import os
 import time
+from typing import TYPE_CHECKING
 
 import forkhttpd
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from forkhttpd import HttpRequest, HttpResponse
 
 VERSION = "v1"
 
 
-def handler(request, response):
+def handler(request: HttpRequest, response: HttpResponse) -> object | None:
     first = request.path[0]
     if first == "hello":
         response.data = "Hello world!"
@@ -67,10 +75,11 @@ def handler(request, response):
     else:
         response.status = 404
         response.data = "I don't know what to say"
+    return None
 
 
-def make_handler():
+def make_handler() -> Callable[[HttpRequest, HttpResponse], None]:
     """A factory, for the pkg.mod:factory() form."""
-    def made(request, response):
+    def made(request: HttpRequest, response: HttpResponse) -> None:
         response.data = "made by factory"
     return made

@@ -1,16 +1,22 @@
 """Handlers for the observability tests: fast answers of every status class, a slow one,
 and one stuck where SIGALRM cannot reach it (only the master's SIGABRT/SIGKILL can)."""
 
+from __future__ import annotations
+
 import resource
 import signal
 import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from forkhttpd import HttpRequest, HttpResponse
 
 
 def stuck_where_no_alarm_reaches() -> None:
     time.sleep(60)
 
 
-def handler(request, response):
+def handler(request: HttpRequest, response: HttpResponse) -> object:
     first = request.path[0] if request.path else ""
     if first == "slow":
         time.sleep(float(request.query.get("s", "2")))

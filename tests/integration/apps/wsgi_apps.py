@@ -1,18 +1,22 @@
 """Plain WSGI applications (PEP 3333) for the integration tests, one per behaviour."""
 
+from __future__ import annotations
+
 import json
 import os
 import sys
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 from wsgiref.validate import validator
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def app(environ, start_response):
+def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
     path = environ["PATH_INFO"]
     if path.startswith("/environ"):
         body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
-        keys = {k: v for k, v in environ.items() if isinstance(v, str)}
+        keys: dict[str, Any] = {k: v for k, v in environ.items() if isinstance(v, str)}
         keys["body"] = body.decode("latin-1")
         keys["wsgi.version"] = list(environ["wsgi.version"])
         keys["wsgi.multiprocess"] = environ["wsgi.multiprocess"]
@@ -46,7 +50,7 @@ def app(environ, start_response):
                            sys.exc_info())
         return [b"recovered"]
     if path == "/fails-early":
-        def gen():
+        def gen() -> Iterator[bytes]:
             raise RuntimeError("secret early failure")
             yield b""  # pragma: no cover
         start_response("200 OK", [("Content-Type", "text/plain")])
@@ -64,22 +68,23 @@ class Closing:
 
     closed = 0
 
-    def __init__(self, pieces):
+    def __init__(self, pieces: Iterable[bytes]) -> None:
         self.pieces = pieces
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[bytes]:
         return iter(self.pieces)
 
-    def close(self):
+    def close(self) -> None:
         Closing.closed += 1
 
 
-def closing_app(environ, start_response):
+def closing_app(environ: dict[str, Any],
+                start_response: Callable[..., Any]) -> Iterable[bytes]:
     if environ["PATH_INFO"] == "/closed":
         start_response("200 OK", [("Content-Type", "text/plain")])
         return Closing([str(Closing.closed).encode()])
     if environ["PATH_INFO"] == "/raise":
-        def broken():
+        def broken() -> Iterator[bytes]:
             yield b"partial"
             raise RuntimeError("mid-stream failure")
         start_response("200 OK", [("Content-Type", "text/plain")])
@@ -88,7 +93,7 @@ def closing_app(environ, start_response):
     return Closing([b"a", b"b"])
 
 
-closing_app.__forkhttpd_interface__ = "wsgi"
+closing_app.__forkhttpd_interface__ = "wsgi"  # type: ignore[attr-defined]
 
 validated = validator(app)
-validated.__forkhttpd_interface__ = "wsgi"
+validated.__forkhttpd_interface__ = "wsgi"  # type: ignore[attr-defined]

@@ -2,11 +2,12 @@
 
 import os
 import time
+from typing import Any
 
 VERSION = "v1"
 
 
-def handler(request, response):
+def handler(request: Any, response: Any) -> str:
     first = request.path[0] if request.path else ""
     if first == "version":
         return VERSION

@@ -24,7 +24,7 @@ VENV = Path("/opt/forkhttpd")
 results: list[dict[str, object]] = []
 
 
-def check(name: str, ok: bool, detail: object = "") -> bool:
+def check(name: str, ok: object, detail: object = "") -> bool:
     results.append({"name": name, "ok": bool(ok), "detail": str(detail)[:2000]})
     print(f"e2e: {'ok  ' if ok else 'FAIL'} {name} {str(detail)[:300]}", flush=True)
     return bool(ok)
