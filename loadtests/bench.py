@@ -57,7 +57,7 @@ SERVER_FAMILIES = ("forkhttpd", "gunicorn", "nginx")
 NODELAY_SUSPECT_MS = 30.0  # a keep-alive p50 above this smells of Nagle + delayed ACK (~40 ms)
 
 
-# -- pure helpers (tested on canned text in tests/integration/test_bench_tool.py) ------------
+# -- pure helpers (tested on canned text in tests/unit/test_bench_tool.py) ------------
 @dataclass
 class WrkResult:
     """What one wrk run printed."""

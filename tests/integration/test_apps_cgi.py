@@ -1,6 +1,6 @@
-"""Issue 5, CGI programs (RFC 3875) over real sockets: meta-variables, the body on stdin,
-Status/Location/Content-Type from the output, local redirects, only executable files, no
-shell, a timeout, stderr to the error log, 502 on a malformed response."""
+"""CGI programs (RFC 3875) over real sockets: meta-variables, the body on stdin,
+Status/Location/Content-Type from the output, local redirects, only executable files, no shell,
+a timeout, stderr to the error log, 502 on a malformed response."""
 
 from __future__ import annotations
 

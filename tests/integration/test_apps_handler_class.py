@@ -1,5 +1,5 @@
-"""Issue 5, handler classes over real sockets: http.server's SimpleHTTPRequestHandler and a
-user subclass with do_GET/do_POST run pre-forked; forkhttpd's head limits still apply."""
+"""Handler classes over real sockets: http.server's SimpleHTTPRequestHandler and a user subclass
+with do_GET/do_POST run pre-forked; forkhttpd's head limits still apply."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""Issue 5, a VSHS routes directory over real sockets: method files, {variables}, the query,
-bodies converted by Content-Type, returned values typed by VSHS's table, HTTPError, 500,
-errors/{code} rendering, 405 with Allow, SSE, and routes in front of an app."""
+"""A VSHS routes directory over real sockets: method files, {variables}, the query, bodies
+converted by Content-Type, returned values typed by VSHS's table, HTTPError, 500, errors/{code}
+rendering, 405 with Allow, SSE, and routes in front of an app."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""Issue 5, static files over real sockets: the default app and --static mounts next to an
-app; sendfile bodies, validators and 304, single ranges (206/416), HEAD, index.html, 301 for
-a directory without "/", listings, and traversal attempts that all end in 404."""
+"""Static files over real sockets: the default app and --static mounts next to an app; sendfile
+bodies, validators and 304, single ranges (206/416), HEAD, index.html, 301 for a directory
+without "/", listings, and traversal attempts that all end in 404."""
 
 from __future__ import annotations
 

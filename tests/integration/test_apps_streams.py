@@ -1,4 +1,4 @@
-"""Issue 5, streaming and Server-Sent Events over real sockets: generators chunked on 1.1 and
+"""Streaming and Server-Sent Events over real sockets: generators chunked on 1.1 and
 close-delimited on 1.0, open files by sendfile, SSE streams (VSHS style and generators) with
 keep-alive comments, and producers closed when a raw client disconnects."""
 

@@ -1,6 +1,6 @@
-"""Issue 5, WSGI (PEP 3333) over real sockets: the environ, wsgi.input (chunked, 100-continue),
-start_response with exc_info, write(), streamed iterables, close(), wsgi.file_wrapper,
-wsgiref's validator, a real Flask app, and --interface auto's choices."""
+"""WSGI (PEP 3333) over real sockets: the environ, wsgi.input (chunked, 100-continue),
+start_response with exc_info, write(), streamed iterables, close(), wsgi.file_wrapper, wsgiref's
+validator, a real Flask app, and --interface auto's choices."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 3 over real sockets: keep-alive, pipelining, 100-continue, HEAD, chunked both ways,
+"""Connections over real sockets: keep-alive, pipelining, 100-continue, HEAD, chunked both ways,
 limits and deadlines."""
 
 from __future__ import annotations

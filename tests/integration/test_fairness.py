@@ -1,4 +1,4 @@
-"""Issue 3's starvation scenarios, bounded in time: a worker never sits on idle keep-alive
+"""Fairness between connections, bounded in time: a worker never sits on idle keep-alive
 connections or on slow clients while others wait (2 workers, this 2-core machine)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 4, SIGHUP: a transactional, rolling reload, seen from clients that never pause."""
+"""SIGHUP: a transactional, rolling reload, seen from clients that never pause."""
 
 from __future__ import annotations
 

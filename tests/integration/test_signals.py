@@ -1,4 +1,4 @@
-"""Issue 4, signals: TERM drains, INT/QUIT stop fast, TTIN/TTOU, USR1, process titles."""
+"""The master's signals: TERM drains, INT/QUIT stop fast, TTIN/TTOU, USR1, process titles."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Issue 4, supervision: the real master replaces dead, hung, leaky and worn-out workers,
-and an app that cannot load any more never takes the master down."""
+"""Supervision: the real master replaces dead, hung, leaky and worn-out workers, and an app that
+cannot load any more never takes the master down."""
 
 from __future__ import annotations
 

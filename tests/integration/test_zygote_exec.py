@@ -1,5 +1,6 @@
-"""Issue 7: a zygote is a fresh interpreter, so its workers hold none of the master's modules
-(argparse, the settings table, psutil...) yet run with the master's argv and forkhttpd."""
+"""Exec'd zygotes: a zygote is a fresh interpreter, so its workers hold none of the master's
+modules (argparse, the settings table, psutil...) yet run with the master's argv and
+forkhttpd."""
 
 from __future__ import annotations
 

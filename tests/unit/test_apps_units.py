@@ -1,4 +1,4 @@
-"""Issue 5's pure parts: range parsing, SSE framing, VSHS body conversion and URL helpers,
+"""The interfaces' pure parts: range parsing, SSE framing, VSHS body conversion and URL helpers,
 CGI output parsing, interface detection, wsgi.input semantics, route matching."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Embeds HttpServer(block=True) with its own umask and chdir; prints this process's umask
-and working directory once the server has returned (test_skeleton checks they are back)."""
+and working directory once the server has returned (test_server_basics checks they are back)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Issue 2 end to end: the real forkhttpd, several workers, over real sockets."""
+"""The basics, end to end on the real forkhttpd with several workers over real sockets: the
+native handler API, returned values and errors, HTTP/1.0, the app spec forms, process titles,
+stopping, workers exiting with their master, the default static app, startup mistakes, bind
+forms and the embedded server."""
 
 from __future__ import annotations
 
