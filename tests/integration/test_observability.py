@@ -355,7 +355,7 @@ REFUSALS = [  # (what a client sends, the status, the request line the access lo
 ]
 
 
-def test_refused_requests_are_logged_and_counted(start_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_refused_requests_are_logged_and_counted(start_server: StartServer, tmp_path: Path) -> None:
     access = tmp_path / "access.log"
     server = start_server(*APP, "--workers", "1", "--access-logfile", str(access),
                           "--status-bind", "127.0.0.1:0", "--limit-request-line", "200",
@@ -391,7 +391,7 @@ def test_refused_requests_are_logged_and_counted(start_server, tmp_path: Path) -
     assert samples[("forkhttpd_responses_total", (("code", "200"),))] == 1
 
 
-def test_status_port_parses_like_every_other_port(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_status_port_parses_like_every_other_port(start_server: StartServer) -> None:
     server = start_server(*APP, "--workers", "1", "--status-bind", "127.0.0.1:0")
     port = status_port(server.stderr)
 
@@ -411,7 +411,7 @@ def test_status_port_parses_like_every_other_port(start_server) -> None:  # type
     assert server.request("GET", "/")[0] == 200  # the master carried on
 
 
-def test_master_process_metrics_and_build_info(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_master_process_metrics_and_build_info(start_server: StartServer) -> None:
     server = start_server(*APP, "--workers", "1", "--status-bind", "127.0.0.1:0")
     port = status_port(server.stderr)
     samples = metric_samples(port)
@@ -430,7 +430,7 @@ def test_master_process_metrics_and_build_info(start_server) -> None:  # type: i
         assert result.returncode == 0 and not result.stdout + result.stderr, result
 
 
-def test_status_watch_refreshes_until_ctrl_c(start_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_status_watch_refreshes_until_ctrl_c(start_server: StartServer, tmp_path: Path) -> None:
     pidfile = tmp_path / "srv.pid"
     server = start_server(*APP, "--workers", "1", "--pid", str(pidfile))
     assert wait_until(lambda: status_cli(pidfile).returncode == 0, timeout=5)

@@ -15,6 +15,7 @@ import subprocess
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 E2E = Path("/e2e")
@@ -48,7 +49,7 @@ def get(port: int, path: str, timeout: float = 10) -> tuple[int, str]:
         conn.close()
 
 
-def wait(predicate, timeout: float = 30, interval: float = 0.1) -> bool:  # type: ignore[no-untyped-def]
+def wait(predicate: Callable[[], object], timeout: float = 30, interval: float = 0.1) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
