@@ -418,7 +418,7 @@ class Arbiter:
             self.apply_settings(new)
         if self.gens.pending is not None:
             self.advance(self.gens.pending, Event.ABANDON)
-        self.last = Outcome(ReloadStatus.LOADING, self.gens.next_number)
+        self.last = Outcome(ReloadStatus.LOADING, self.gens.next_generation)
         self.start_generation()
 
     def apply_settings(self, new: Any) -> None:

@@ -62,13 +62,13 @@ class Generations:
         self.all: dict[int, Generation] = {}
         self.current: Generation | None = None
         self.pending: Generation | None = None
-        self.next_number = 1
+        self.next_generation = 1
 
     def start(self, settings: Any, app_label: str) -> Generation:
         """A new generation, its zygote loading the app: current when there is none, else
         pending (it takes over once it loaded)."""
-        number = self.next_number
-        self.next_number += 1
+        number = self.next_generation
+        self.next_generation += 1
         pid, cmd_w, msg_r = self.launch(number, settings, app_label)
         gen = Generation(number, pid, cmd_w, msg_r, self.system.now())
         self.all[number] = gen

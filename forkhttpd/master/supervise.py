@@ -95,9 +95,13 @@ class Supervisor:
     PID): reads the scoreboard, asks judge(), signals workers, and writes each one's exit."""
 
     def __init__(self, board: Scoreboard, system: System, limits: Limits,
-                 on_exit: Callable[[WorkerRecord, SlotView, str, str], None]) -> None:
+                 on_exit: Callable[[WorkerRecord, SlotView, str, str], None],
+                 watch: Callable[[int], Any] = watch,
+                 observe: Callable[[Any], Sample] = observe) -> None:
         self.board = board
         self.system = system
+        self.watch = watch  # psutil, as health.py does it; a test's fake knows its workers
+        self.observe = observe
         self.limits = limits
         self.on_exit = on_exit  # the observer counts each exit
         self.records: dict[int, WorkerRecord] = {}
@@ -155,7 +159,7 @@ class Supervisor:
             self.system.signal(pid, signal.SIGTERM)
             return
         record.pid = pid
-        record.process = watch(pid)  # its create time pins the PID's identity
+        record.process = self.watch(pid)  # its create time pins the PID's identity
         self.board.set_pid(slot, pid)
         self.records[pid] = record
         if record.retiring:  # asked to go (TTOU, stop) before its PID was known
@@ -205,7 +209,7 @@ class Supervisor:
                 self.replace(record, "timeout", staggered=False)
             if view.wants_recycle:
                 self.replace(record, view.exit_reason or "max-requests")
-            record.sample = observe(record.process)
+            record.sample = self.observe(record.process)
             if view.state == "exiting" and not record.retiring:
                 self._leaving(record, view.exit_reason, now)
             if limits.max_rss and record.sample.rss_mib > limits.max_rss:

@@ -97,6 +97,7 @@ class FakeWorker:
     slot: int
     healthy: bool = True  # becomes ready at the next step; False: dies as it starts
     alive: bool = True
+    beating: bool = True  # False: stuck in a handler, its heartbeat stops
 
 
 @dataclass
@@ -201,7 +202,7 @@ class Rig:
                 self.worker_exits(worker.pid, killed(signal.SIGKILL))
             elif not worker.healthy:
                 self.worker_exits(worker.pid, exited(1))
-            else:
+            elif worker.beating:
                 board.slot(worker.slot).set_state(IDLE)
                 board.slot(worker.slot).beat(self.system.clock)
         for zygote in self.zygotes.values():

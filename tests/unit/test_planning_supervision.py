@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from forkhttpd.master.health import Sample, judge
+from forkhttpd.master.health import Sample, Verdict, judge
 from forkhttpd.master.planning import plan_workers
 
 
@@ -58,8 +59,8 @@ def test_unready_outgoing_workers_go_at_once() -> None:
 ALIVE = Sample(alive=True, rss_mib=50)
 
 
-def verdict(**overrides):  # type: ignore[no-untyped-def]
-    facts = dict(now=100.0, last_beat=99.9, sample=ALIVE, timeout=30.0, max_rss=0,
+def verdict(**overrides: Any) -> Verdict:
+    facts: dict[str, Any] = dict(now=100.0, last_beat=99.9, sample=ALIVE, timeout=30.0, max_rss=0,
                  over_rss_since=None, timeout_stage=0, stage_since=0.0, grace=2.0)
     facts.update(overrides)
     return judge(**facts)
