@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..config.settings import reloadable_changes
 from ..runtime import logs, systemd
-from ..runtime.scoreboard import Scoreboard
+from ..runtime.scoreboard import Scoreboard, SlotView
 from ..runtime.signals import SignalQueue
 from .children import System, become_subreaper, describe_status
 from .generations import Generation, Generations, Launch, ZygoteLauncher
@@ -36,6 +36,7 @@ from .listeners import BindError, close_listeners, describe
 from .planning import plan_workers
 from .reload import (
     MESSAGES,
+    WORKER_START_FAILURES,
     Action,
     Event,
     IllegalTransition,
@@ -103,7 +104,7 @@ class Arbiter:
         self.board = Scoreboard(max(256, settings.workers * 4))
         self.signals: SignalQueue | None = None
         self.crew = Supervisor(self.board, self.system, Limits.of(settings),
-                               lambda *exit: self.observer.worker_exited(*exit))
+                               self.worker_exited)
         self.gens = Generations(
             launch or ZygoteLauncher(listeners, self.board, self.pid, make_adapter,
                                      self._inherited_fds), self.system)
@@ -247,8 +248,26 @@ class Arbiter:
         how = describe_status(status)
         if gen.state is State.LOADING:
             gen.failure = f"the zygote died while loading the app ({how})"
+        elif gen.state is State.STARTING:
+            gen.failure = f"its zygote died before any of its workers started ({how})"
         self.advance(gen, Event.ZYGOTE_EXITED, how=how)
         self.forget_if_done(gen)
+
+    def worker_exited(self, record: WorkerRecord, view: SlotView, reason: str, how: str,
+                      at_start: bool) -> None:
+        """Count the exit; a generation whose workers keep dying as they start fails."""
+        self.observer.worker_exited(record, view, reason, how)
+        gen = self.gens.all.get(record.generation)
+        if gen is None or gen.state is not State.STARTING:
+            return
+        if not at_start:
+            gen.start_failures = 0
+            return
+        gen.start_failures += 1
+        if gen.start_failures >= WORKER_START_FAILURES:
+            gen.failure = (f"its workers exit as they start ({how}, {gen.start_failures} in "
+                           "a row)")
+            self.advance(gen, Event.WORKERS_FAIL)
 
     def forget_if_done(self, gen: Generation) -> None:
         """A generation whose zygote is gone and whose pipe is drained: drop it, and the
@@ -260,6 +279,8 @@ class Arbiter:
     def facts(self, gen: Generation) -> dict[str, Any]:
         """What the life cycle's messages may name."""
         current = self.gens.current
+        if current is gen and self.gens.previous is not None:
+            current = self.gens.previous  # it stands by: if `gen` fails, it serves on
         return {"number": gen.number, "took": self.system.now() - gen.started,
                 "failure": gen.failure,
                 "traceback": ("\nthe app's traceback:\n" + gen.details.rstrip("\n"))
@@ -274,12 +295,30 @@ class Arbiter:
 
     # -- the actions (reload.Action) --------------------------------------------------------
     def _take_over(self, gen: Generation) -> None:
-        previous, self.gens.current = self.gens.current, gen
-        if self.gens.pending is gen:
-            self.gens.pending = None
-        if previous is not None and previous is not gen:
+        gens = self.gens
+        old, gens.current = gens.current, gen
+        if gens.pending is gen:
+            gens.pending = None
+        if old is None or old is gen:
+            return
+        if old.state in (State.ROLLING, State.SERVING):  # it served: it stands by
+            old, gens.previous = gens.previous, old
+        if old is not None:
+            self.advance(old, Event.SUPERSEDED)
+            self.forget_if_done(old)
+
+    def _retire_previous(self, gen: Generation) -> None:
+        previous, self.gens.previous = self.gens.previous, None
+        if previous is not None:
             self.advance(previous, Event.SUPERSEDED)
             self.forget_if_done(previous)
+
+    def _fall_back(self, gen: Generation) -> None:
+        previous = self.gens.previous
+        if previous is not None and self.gens.current is gen:
+            self.gens.current, self.gens.previous = previous, None
+            self.crew.reset_backoff()  # its workers start: they did before
+            self.forget_if_done(gen)
 
     def _reset_backoff(self, gen: Generation) -> None:
         self.zygote_backoff = 0.0
@@ -336,6 +375,8 @@ class Arbiter:
 
     _perform: dict[Action, Callable[[Arbiter, Generation], None]] = {
         Action.TAKE_OVER: _take_over,
+        Action.RETIRE_PREVIOUS: _retire_previous,
+        Action.FALL_BACK: _fall_back,
         Action.RESET_BACKOFF: _reset_backoff,
         Action.CLOSE_ZYGOTE: _close_zygote,
         Action.KILL_ZYGOTE: _kill_zygote,
@@ -376,7 +417,7 @@ class Arbiter:
                     # the reload's zygote died as it rolled over: its replacement carries on
                     self.last = Outcome(ReloadStatus.ROLLING, new.number)
             return
-        if gen.state not in (State.ROLLING, State.SERVING):
+        if gen.state not in (State.STARTING, State.ROLLING, State.SERVING):
             return
         plan = plan_workers(list(self.crew), gen.number, self.num_workers)
         for pid, reason in plan.retire:
@@ -386,6 +427,9 @@ class Arbiter:
         if plan.spawn and now >= self.crew.spawn_not_before:
             for _ in range(plan.spawn):
                 self.spawn(gen, now)
+        if gen.state is State.STARTING and any(
+                w.ready and w.generation == gen.number for w in self.crew):
+            self.advance(gen, Event.PROVEN)
         if gen.state is State.ROLLING and not self.crew.others_than(gen.number) and (
                 self.crew.ready() >= self.num_workers):
             self.advance(gen, Event.ROLLED)

@@ -40,11 +40,7 @@ class Generation:
     buffer: bytes = b""
     failure: str = ""
     details: str = ""
-
-    @property
-    def forks(self) -> bool:
-        """Can its zygote still fork workers?"""
-        return self.state in (State.ROLLING, State.SERVING) and self.cmd_w >= 0
+    start_failures: int = 0  # its workers that died as they started, in a row
 
 
 #: (number, settings, app label) -> (zygote pid, command pipe's write end, message pipe's
@@ -54,7 +50,8 @@ Launch = Callable[[int, Any, str], tuple[int, int, int]]
 
 class Generations:
     """Every generation the master still hears from, the current one (its zygote forks the
-    respawns) and the one loading to take over (pending)."""
+    respawns), the one loading to take over (pending), and the one standing by while the
+    current one's first workers start (previous)."""
 
     def __init__(self, launch: Launch, system: System) -> None:
         self.launch = launch
@@ -62,6 +59,7 @@ class Generations:
         self.all: dict[int, Generation] = {}
         self.current: Generation | None = None
         self.pending: Generation | None = None
+        self.previous: Generation | None = None
         self.next_generation = 1
 
     def start(self, settings: Any, app_label: str) -> Generation:
@@ -120,9 +118,10 @@ class Generations:
                 gen.msg_r = -1  # the reaper must not read a closed pipe
 
     def done(self, gen: Generation) -> bool:
-        """Gone for good: its zygote reaped, its pipe drained, neither current nor pending."""
+        """Gone for good: its zygote reaped, its pipe drained, neither current, pending nor
+        standing by."""
         return not (gen.zygote_pid or gen.msg_r >= 0 or gen is self.current
-                    or gen is self.pending)
+                    or gen is self.pending or gen is self.previous)
 
     def forget(self, gen: Generation) -> None:
         self.all.pop(gen.number, None)

@@ -1,16 +1,22 @@
-"""A code generation's life as a state machine (loading -> rolling -> serving -> retired, or
-failed / abandoned), the last reload's outcome and every log line of the life cycle, as
+"""A code generation's life as a state machine (loading -> starting -> rolling -> serving ->
+retired, or failed / abandoned), the last reload's outcome and every log line of the life cycle, as
 tables; pure data and one pure function, no I/O: must not import anything of forkhttpd.
 
 A generation is born LOADING when its zygote starts importing the app. The arbiter turns what
-happens into an `Event` (the zygote said it loaded, it failed, it died; the generation's workers
-alone serve; a newer generation took over; a newer SIGHUP or a stop dropped it), asks
+happens into an `Event` (the zygote said it loaded, it failed, it died; a worker of it became
+ready; its workers keep dying as they start; its workers alone serve; a newer generation took
+over; a newer SIGHUP or a stop dropped it), asks
 `transition(role, state, event)` for the next state, the `Action`s to perform and the `Note`s
 to log, and performs them itself (it alone forks, signals and notifies). What a transition
 does depends on the generation's `Role`, which the arbiter reads off its own facts at the
 time of the event: the generation that starts the server (its failure ends the start), the
 one the latest SIGHUP started (its outcome is the reload's), or one that replaces the
 generation whose zygote died or failed (it retries, quietly, with a backoff).
+
+Once loaded, a generation is current (respawns come from it), but the generation it replaces
+stands by, its zygote alive, until one of the new workers is ready: if the new workers cannot
+start (they die as they start, WORKER_START_FAILURES in a row), the new generation fails and
+the one standing by is current again, so a reload whose workers cannot start changes nothing.
 
 The states say what the generation is; the words people read live in `MESSAGES` and
 `RELOAD_TEXT`, so a message can change without touching a transition and the reverse.
@@ -23,16 +29,24 @@ from dataclasses import dataclass
 from enum import Enum
 
 __all__ = ["Action", "Event", "IllegalTransition", "MESSAGES", "Note", "Outcome", "RELOAD_TEXT",
-           "ReloadStatus", "Role", "State", "Step", "TABLE", "transition"]
+           "ReloadStatus", "Role", "State", "Step", "TABLE", "WORKER_START_FAILURES",
+           "transition"]
+
+#: workers of a generation that die as they start, in a row and none of them ever ready,
+#: before the generation is given up as one whose workers cannot start
+WORKER_START_FAILURES = 5
 
 
 class State(Enum):
     LOADING = "loading"  # its zygote imports the app
-    ROLLING = "rolling"  # loaded and current: its workers come up, older ones leave
+    STARTING = "starting"  # loaded and current: its first workers start; the generation it
+    #                        replaces stands by until one of them is ready
+    ROLLING = "rolling"  # a worker of it was ready: its workers come up, older ones leave
     SERVING = "serving"  # its workers alone serve, as many as wanted were ready
     RETIRED = "retired"  # a newer generation took over (or the master stops, or its zygote
     #                      died after it served): its zygote forks no more
-    FAILED = "failed"  # its app could not be loaded, or its zygote died before it served
+    FAILED = "failed"  # its app could not be loaded, its workers could not start, or its
+    #                    zygote died before it served
     ABANDONED = "abandoned"  # dropped while loading: a newer SIGHUP, a stop
 
 
@@ -40,6 +54,8 @@ class Event(Enum):
     LOADED = "loaded"  # the zygote imported the app ("R")
     LOAD_FAILED = "load failed"  # the zygote could not ("F")
     ZYGOTE_EXITED = "zygote exited"  # the master reaped its zygote
+    PROVEN = "proven"  # one of its workers is ready
+    WORKERS_FAIL = "workers fail"  # WORKER_START_FAILURES of its workers died as they started
     ROLLED = "rolled"  # its workers alone remain, as many as wanted ready
     SUPERSEDED = "superseded"  # a newer generation loaded and took over
     ABANDON = "abandon"  # a newer SIGHUP came while it loads
@@ -53,7 +69,10 @@ class Role(Enum):
 
 
 class Action(Enum):
-    TAKE_OVER = "take over"  # become current; the previous current one is SUPERSEDED
+    TAKE_OVER = "take over"  # become current; the previous current one stands by if it
+    #                          served, else it is SUPERSEDED
+    RETIRE_PREVIOUS = "retire previous"  # the one standing by is SUPERSEDED
+    FALL_BACK = "fall back"  # the one standing by is current again
     RESET_BACKOFF = "reset backoff"  # new code, new chances: no zygote or worker backoff
     CLOSE_ZYGOTE = "close zygote"  # close its command pipe: it forks what it was asked, exits
     KILL_ZYGOTE = "kill zygote"  # SIGKILL: its import is no longer wanted
@@ -79,6 +98,7 @@ class Note(Enum):
     RELOAD_LOADED = "reload loaded"
     RESPAWN_LOADED = "respawn loaded"
     RELOAD_FAILED = "reload failed"
+    RELOAD_GAVE_UP = "reload gave up"
     RELOAD_KEEPS_SERVING = "reload keeps serving"
     RESPAWN_FAILED = "respawn failed"
     RESPAWN_FAILED_AGAIN = "respawn failed again"
@@ -106,6 +126,7 @@ MESSAGES: dict[Note, tuple[int, str]] = {
                                  "workers"),
     Note.RELOAD_FAILED: (_ERROR, "reload failed: generation {number} cannot load the app: "
                                  "{failure}{traceback}"),
+    Note.RELOAD_GAVE_UP: (_ERROR, "reload failed: generation {number}: {failure}"),
     Note.RELOAD_KEEPS_SERVING: (_ERROR, "reload failed; generation {current} keeps serving; "
                                         "the next SIGHUP tries again"),
     Note.RESPAWN_FAILED: (_ERROR, "generation {number} cannot load the app: {failure}"
@@ -188,9 +209,9 @@ _ZYGOTE_LOST = (_A.CLOSE_ZYGOTE, _A.REPLACE)
 TABLE: dict[tuple[State, Event], dict[Role, Step]] = {
     # -- loading ---------------------------------------------------------------------------
     (_S.LOADING, _E.LOADED): _by_role(
-        Step(_S.ROLLING, (_A.TAKE_OVER, _A.RESET_BACKOFF)),
-        Step(_S.ROLLING, (_A.TAKE_OVER, _A.RESET_BACKOFF), (_N.RELOAD_LOADED,), _R.ROLLING),
-        Step(_S.ROLLING, (_A.TAKE_OVER, _A.RESET_BACKOFF), (_N.RESPAWN_LOADED,))),
+        Step(_S.STARTING, (_A.TAKE_OVER, _A.RESET_BACKOFF)),
+        Step(_S.STARTING, (_A.TAKE_OVER, _A.RESET_BACKOFF), (_N.RELOAD_LOADED,), _R.ROLLING),
+        Step(_S.STARTING, (_A.TAKE_OVER, _A.RESET_BACKOFF), (_N.RESPAWN_LOADED,))),
     (_S.LOADING, _E.LOAD_FAILED): _by_role(
         Step(_S.FAILED, (_A.ABORT_STARTUP,)),
         Step(_S.FAILED, (_A.DROP_PENDING, _A.REPORT_RELOAD_FAILED),
@@ -206,6 +227,20 @@ TABLE: dict[tuple[State, Event], dict[Role, Step]] = {
     # a respawn still loading when a reload's generation took over
     (_S.LOADING, _E.SUPERSEDED): _all(Step(_S.ABANDONED, (_A.DROP_PENDING, _A.KILL_ZYGOTE))),
     (_S.LOADING, _E.STOP): _all(Step(_S.ABANDONED, _STOPPING)),
+    # -- starting: the generation it replaces stands by ------------------------------------
+    (_S.STARTING, _E.PROVEN): _all(Step(_S.ROLLING, (_A.RETIRE_PREVIOUS,))),
+    (_S.STARTING, _E.WORKERS_FAIL): _by_role(
+        Step(_S.FAILED, (_A.CLOSE_ZYGOTE, _A.ABORT_STARTUP)),
+        Step(_S.FAILED, (_A.FALL_BACK, _A.CLOSE_ZYGOTE, _A.REPORT_RELOAD_FAILED),
+             (_N.RELOAD_GAVE_UP, _N.RELOAD_KEEPS_SERVING), _R.FAILED),
+        Step(_S.FAILED, (_A.FALL_BACK, _A.CLOSE_ZYGOTE, _A.RETRY_LATER))),
+    (_S.STARTING, _E.ZYGOTE_EXITED): _by_role(
+        Step(_S.FAILED, (_A.REPLACE,), (_N.ZYGOTE_DIED,)),
+        Step(_S.FAILED, (_A.FALL_BACK, _A.REPORT_RELOAD_FAILED),
+             (_N.RELOAD_GAVE_UP, _N.RELOAD_KEEPS_SERVING), _R.FAILED),
+        Step(_S.FAILED, (_A.FALL_BACK, _A.REPLACE), (_N.ZYGOTE_DIED,))),
+    (_S.STARTING, _E.SUPERSEDED): _all(Step(_S.RETIRED, (_A.CLOSE_ZYGOTE,))),
+    (_S.STARTING, _E.STOP): _all(Step(_S.RETIRED, _STOPPING)),
     # -- rolling ---------------------------------------------------------------------------
     (_S.ROLLING, _E.ROLLED): _by_role(
         Step(_S.SERVING, (_A.ANNOUNCE_SERVING,), (_N.SERVING,)),

@@ -95,7 +95,7 @@ class Supervisor:
     PID): reads the scoreboard, asks judge(), signals workers, and writes each one's exit."""
 
     def __init__(self, board: Scoreboard, system: System, limits: Limits,
-                 on_exit: Callable[[WorkerRecord, SlotView, str, str], None],
+                 on_exit: Callable[[WorkerRecord, SlotView, str, str, bool], None],
                  watch: Callable[[int], Any] = watch,
                  observe: Callable[[Any], Sample] = observe) -> None:
         self.board = board
@@ -103,7 +103,7 @@ class Supervisor:
         self.watch = watch  # psutil, as health.py does it; a test's fake knows its workers
         self.observe = observe
         self.limits = limits
-        self.on_exit = on_exit  # the observer counts each exit
+        self.on_exit = on_exit  # (record, slot, reason, how, died as it started)
         self.records: dict[int, WorkerRecord] = {}
         self.next_number = 1
         self.watchful = False  # a worker nears --max-rss: the master samples faster
@@ -346,9 +346,9 @@ class Supervisor:
         (log.info if quiet else log.warning)(
             "worker %d (pid %d, gen %d) exited: reason=%s, %s, served %d requests",
             record.number, record.pid, record.generation, reason, how, view.requests)
-        self.on_exit(record, view, reason, how)
-        if reason in ("crash", "signal", "exit", "app-error") and not stopping and (
-                not record.ready or now - record.spawned < _FAST_DEATH):
+        at_start = reason in ("crash", "signal", "exit", "app-error") and not stopping and (
+            not record.ready or now - record.spawned < _FAST_DEATH)
+        if at_start:
             # It could not even start: back off, so that a broken app never makes us spin.
             self.fast_failures += 1
             self.last_fast_death = now
@@ -358,3 +358,4 @@ class Supervisor:
             if delay:
                 log.error("workers die as they start (%d in a row); next start in %.1fs",
                           self.fast_failures, delay)
+        self.on_exit(record, view, reason, how, at_start)

@@ -33,6 +33,8 @@ S, E = State, Event
 LEGAL = {
     (S.LOADING, E.LOADED), (S.LOADING, E.LOAD_FAILED), (S.LOADING, E.ZYGOTE_EXITED),
     (S.LOADING, E.ABANDON), (S.LOADING, E.SUPERSEDED), (S.LOADING, E.STOP),
+    (S.STARTING, E.PROVEN), (S.STARTING, E.WORKERS_FAIL), (S.STARTING, E.ZYGOTE_EXITED),
+    (S.STARTING, E.SUPERSEDED), (S.STARTING, E.STOP),
     (S.ROLLING, E.ROLLED), (S.ROLLING, E.SUPERSEDED), (S.ROLLING, E.ZYGOTE_EXITED),
     (S.ROLLING, E.STOP),
     (S.SERVING, E.SUPERSEDED), (S.SERVING, E.ZYGOTE_EXITED), (S.SERVING, E.STOP),
@@ -68,14 +70,15 @@ def test_the_table_holds_exactly_the_legal_pairs_for_every_role() -> None:
     assert all(set(steps) == set(Role) for steps in TABLE.values())
 
 
-def test_a_reload_s_life_reads_loading_rolling_serving_retired() -> None:
+def test_a_reload_s_life_reads_loading_starting_rolling_serving_retired() -> None:
     role, state, seen = Role.RELOAD, S.LOADING, []
-    for event in (E.LOADED, E.ROLLED, E.SUPERSEDED):
+    for event in (E.LOADED, E.PROVEN, E.ROLLED, E.SUPERSEDED):
         step = transition(role, state, event)
         state = step.state
         seen.append((state, step.reload))
-    assert seen == [(S.ROLLING, ReloadStatus.ROLLING), (S.SERVING, ReloadStatus.OK),
-                    (S.RETIRED, None)]
+    assert seen == [(S.STARTING, ReloadStatus.ROLLING), (S.ROLLING, None),
+                    (S.SERVING, ReloadStatus.OK), (S.RETIRED, None)]
+    assert transition(role, S.STARTING, E.PROVEN).actions == (Action.RETIRE_PREVIOUS,)
     assert transition(role, S.LOADING, E.LOADED).actions[0] is Action.TAKE_OVER
 
 
@@ -163,8 +166,14 @@ def test_a_good_reload_rolls_over_without_losing_capacity(rig: Rig, log: Capture
     assert rig.generations_serving() == {1}  # nothing happens before generation 2 loaded
     rig.load(2)
     rig.step()
-    assert rig.arbiter.last_reload == "rolling" and rig.state(1) == "retired"
-    assert rig.arbiter.current is rig.arbiter.gens.all[2]
+    assert rig.arbiter.last_reload == "rolling" and rig.state(2) == "starting"
+    assert rig.arbiter.current is rig.arbiter.gens.all[2]  # the respawns come from it
+    # generation 1 stands by, its zygote alive, until a worker of generation 2 is ready
+    assert rig.arbiter.gens.previous is rig.arbiter.gens.all[1] and rig.state(1) == "serving"
+    assert rig.zygotes[1].cmd_w not in rig.system.closed
+    rig.step()  # generation 2's workers are forked
+    rig.step()  # ... and ready
+    assert rig.state(2) == "rolling" and rig.state(1) == "retired"
     assert rig.zygotes[1].cmd_w in rig.system.closed  # generation 1 forks no more
     rig.run(10)
     assert rig.arbiter.last_reload == "ok: generation 2" and rig.state(2) == "serving"
@@ -239,7 +248,12 @@ def test_a_reload_during_a_roll_ends_on_the_latest_code(rig: Rig, log: Captured)
     assert rig.arbiter.last_reload == "loading"
     rig.load(3)
     rig.step()
-    assert rig.state(2) == "retired" and rig.arbiter.current is rig.arbiter.gens.all[3]
+    assert rig.state(1) in ("retired", "forgotten")
+    assert rig.arbiter.current is rig.arbiter.gens.all[3]
+    assert rig.arbiter.gens.previous is rig.arbiter.gens.all[2]  # it stands by
+    rig.step()
+    rig.step()
+    assert rig.state(2) == "retired" and rig.state(3) == "rolling"
     assert rig.zygotes[2].cmd_w in rig.system.closed  # generation 2 forks no more
     rig.run(12)
     assert rig.state(2) == "forgotten" and not rig.zygotes[2].alive
@@ -341,3 +355,86 @@ def test_an_illegal_event_from_a_zygote_is_refused_and_logged(rig: Rig, log: Cap
     rig.step()
     assert "generation 1 (serving): unexpected event loaded; ignored" in log
     assert rig.state(1) == "serving" and rig.arbiter.current is rig.arbiter.gens.all[1]
+
+
+# -- a generation whose workers cannot start ------------------------------------------------
+def test_a_reload_whose_workers_cannot_start_fails_and_the_old_generation_serves_on(
+        rig: Rig, log: Captured) -> None:
+    old = {w.pid for w in rig.live_workers()}
+    rig.step(signal.SIGHUP)
+    rig.zygotes[2].workers_healthy = False  # it loads, but every worker dies as it starts
+    rig.load(2)
+    for _ in range(60):  # 12 s of the fake clock: the spawns back off in between
+        rig.step()
+        if rig.state(2) in ("failed", "forgotten"):
+            break
+    assert rig.state(2) in ("failed", "forgotten")
+    # given up after five deaths (two start at a time), not respawned for ever
+    assert 5 <= len(rig.zygotes[2].forked) <= 6
+    failure = "its workers exit as they start (exit code 1, 5 in a row)"
+    assert rig.arbiter.last_reload == f"failed: {failure}"
+    assert rig.notified(f"STATUS=reload failed: {failure}")
+    assert f"reload failed: generation 2: {failure}" in log
+    assert "reload failed; generation 1 keeps serving; the next SIGHUP tries again" in log
+    assert rig.arbiter.observer.tally.reloads == {"ok": 0, "failed": 1}
+    assert rig.arbiter.current is rig.arbiter.gens.all[1] and rig.state(1) == "serving"
+    assert {w.pid for w in rig.live_workers()} == old  # untouched all along
+    assert all(not rig.system.signals_to(pid) for pid in old)
+    assert rig.zygotes[1].cmd_w not in rig.system.closed
+    assert rig.zygotes[2].cmd_w in rig.system.closed
+    # generation 1's zygote still forks: a worker that dies now is replaced from it
+    rig.worker_exits(sorted(old)[0], killed(signal.SIGKILL))
+    rig.run(5)
+    assert len(rig.live_workers()) == 2 and rig.generations_serving() == {1}
+    assert len(rig.zygotes[1].forked) == 3
+    # and a reload with working code succeeds
+    rig.step(signal.SIGHUP)
+    rig.load(3)
+    rig.run(12)
+    assert rig.arbiter.last_reload == "ok: generation 3" and rig.generations_serving() == {3}
+
+
+def test_a_first_generation_whose_workers_cannot_start_ends_the_start() -> None:
+    rig = Rig()
+    try:
+        rig.arbiter.start()
+        rig.zygotes[1].workers_healthy = False
+        rig.load(1)
+        with pytest.raises(StartupError) as caught:
+            for _ in range(60):
+                rig.step()
+        assert str(caught.value) == "its workers exit as they start (exit code 1, 5 in a row)"
+        assert rig.zygotes[1].cmd_w in rig.system.closed
+    finally:
+        rig.close()
+
+
+def test_a_replacement_whose_workers_cannot_start_backs_off(rig: Rig, log: Captured) -> None:
+    rig.zygote_exits(1, killed(signal.SIGKILL))  # no generation to fall back to
+    rig.step()
+    rig.zygotes[2].workers_healthy = False
+    rig.load(2)
+    for _ in range(60):
+        rig.step()
+        if 3 in rig.zygotes:
+            break
+    assert rig.state(2) in ("failed", "forgotten")
+    assert "generation 2 cannot load the app: its workers exit as they start" in log
+    assert rig.generations_serving() >= {1}  # generation 1's workers still serve
+    rig.load(3)
+    rig.run(12)
+    assert rig.generations_serving() == {3}
+
+
+def test_a_worker_that_starts_once_proves_the_generation() -> None:
+    """Deaths after one of its workers was ready are the supervisor's (backoff), never a
+    failed generation: the app can start."""
+    rig = Rig()
+    try:
+        rig.serve()
+        for worker in rig.live_workers():
+            worker.healthy = False  # all die now, long after they started
+        rig.run(30)
+        assert rig.state(1) == "serving" and rig.arbiter.current is rig.arbiter.gens.all[1]
+    finally:
+        rig.close()
