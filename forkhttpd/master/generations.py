@@ -5,9 +5,10 @@ never imports application code itself (the zygote does, in its own process), and
 nothing about a generation's life (reload.py does; the arbiter acts on it).
 
 A generation is validated before it touches a healthy worker: only once its zygote says "R"
-(the app imported) does it become current, and planning then rolls the workers over. Until
-then, and for ever if it fails, the current generation's zygote keeps forking the respawns,
-so they run the last code that loaded, never what now lies on disk.
+(the app imported) does it become current, and planning then rolls the workers over. The
+generation it replaces stands by (`previous`), its zygote alive, until a new worker is ready:
+if the new workers cannot start, the old generation is current again, and its respawns run
+the last code that worked, never what now lies on disk.
 """
 
 from __future__ import annotations

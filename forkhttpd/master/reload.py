@@ -1,17 +1,18 @@
 """A code generation's life as a state machine (loading -> starting -> rolling -> serving ->
-retired, or failed / abandoned), the last reload's outcome and every log line of the life cycle, as
-tables; pure data and one pure function, no I/O: must not import anything of forkhttpd.
+retired, or failed / abandoned), the last reload's outcome and every log line of the life
+cycle, as tables; pure data and one pure function, no I/O: must not import anything of
+forkhttpd.
 
 A generation is born LOADING when its zygote starts importing the app. The arbiter turns what
 happens into an `Event` (the zygote said it loaded, it failed, it died; a worker of it became
 ready; its workers keep dying as they start; its workers alone serve; a newer generation took
-over; a newer SIGHUP or a stop dropped it), asks
-`transition(role, state, event)` for the next state, the `Action`s to perform and the `Note`s
-to log, and performs them itself (it alone forks, signals and notifies). What a transition
-does depends on the generation's `Role`, which the arbiter reads off its own facts at the
-time of the event: the generation that starts the server (its failure ends the start), the
-one the latest SIGHUP started (its outcome is the reload's), or one that replaces the
-generation whose zygote died or failed (it retries, quietly, with a backoff).
+over; a newer SIGHUP or a stop dropped it), asks `transition(role, state, event)` for the
+next state, the `Action`s to perform and the `Note`s to log, and performs them itself (it
+alone forks, signals and notifies). What a transition does depends on the generation's
+`Role`, which the arbiter reads off its own facts at the time of the event: the generation
+that starts the server (its failure ends the start), the one the latest SIGHUP started (its
+outcome is the reload's), or one that replaces the generation whose zygote died or failed
+(it retries, quietly, with a backoff).
 
 Once loaded, a generation is current (respawns come from it), but the generation it replaces
 stands by, its zygote alive, until one of the new workers is ready: if the new workers cannot
@@ -176,8 +177,9 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Step:
-    """What one event does: the next state, what the arbiter performs (in order), what it
-    logs (in order, after the actions), and the reload's new status (None: unchanged)."""
+    """What one event does: the next state, what the arbiter logs (in order, first: a log
+    line comes before the notification it explains), what it performs (in order), and the
+    reload's new status (None: unchanged)."""
 
     state: State
     actions: tuple[Action, ...] = ()

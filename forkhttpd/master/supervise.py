@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -113,7 +113,7 @@ class Supervisor:
         self.early_exits: dict[int, int] = {}  # reaped before their zygote told their PID
 
     # -- counting ---------------------------------------------------------------------------
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[WorkerRecord]:
         return iter(list(self.records.values()))
 
     def live(self) -> int:
