@@ -1,7 +1,8 @@
-"""Process primitives of the master package: forking a whole server into a child (embedded
-use), waiting for it, signalling, and describing exit statuses; the master package is the
-only place in forkhttpd that forks, waits or kills, and this module imports nothing from
-forkhttpd but the logs."""
+"""Process primitives of the master package: the system calls the arbiter makes on its
+children (`System`, the seam its unit tests replace with fakes), forking a whole server into a
+child (embedded use), waiting for it, signalling, and describing exit statuses; the master
+package is the only place in forkhttpd that forks, waits or kills, and this module imports
+nothing from forkhttpd but the logs."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from collections.abc import Callable
 
 from ..runtime import logs
 
-__all__ = ["become_subreaper", "describe_status", "send", "start_in_child", "stop_child",
-           "wait_child"]
+__all__ = ["System", "become_subreaper", "describe_status", "send", "start_in_child",
+           "stop_child", "wait_child"]
 
 log = logs.error_log
 
@@ -47,6 +48,60 @@ def describe_status(status: int) -> str:
     return f"exit code {os.waitstatus_to_exitcode(status)}"
 
 
+class System:
+    """What the arbiter asks of the kernel about its children, the clock, its title and
+    systemd, in one place, so that a test drives the arbiter with a fake: no fork, no
+    signal, no sleep."""
+
+    now = staticmethod(time.monotonic)
+
+    def signal(self, pid: int, sig: int) -> None:
+        send(pid, sig)
+
+    def reap(self) -> tuple[int, int] | None:
+        """One exited child, (pid, wait status), or None when none has exited (or none is
+        left): the one waitpid(-1) of forkhttpd."""
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return None
+        return (pid, status) if pid else None
+
+    def read(self, fd: int) -> bytes | None:
+        """What a non-blocking pipe holds: None if nothing yet, b"" at its end (or if it is
+        gone)."""
+        try:
+            return os.read(fd, 65536)
+        except BlockingIOError:
+            return None
+        except OSError:
+            return b""
+
+    def write(self, fd: int, data: bytes) -> bool:
+        try:
+            os.write(fd, data)
+        except OSError:
+            return False
+        return True
+
+    def close(self, fd: int) -> None:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+    def title(self, text: str) -> None:
+        from setproctitle import setproctitle
+
+        setproctitle(text)
+
+    def notify(self, *lines: str) -> None:
+        from ..runtime import systemd
+
+        systemd.notify(*lines)
 
 
 def start_in_child(run: Callable[[], int]) -> int:

@@ -1,44 +1,33 @@
-"""Code generations, as the master sees them: starting a generation's zygote, reading its
-messages (loaded, failed, worker forked), noticing its death, and the transactional SIGHUP
-reload; a mixin of the Arbiter, part of the arbiter package (the only forker); it never
-imports application code itself (the zygote does, in its own process).
+"""Code generations as the master holds them: which exist, which is current and which waits to
+take over, how their zygotes are started (exec'd or forked) and what they say on their pipes;
+the arbiter's part that owns generations, part of the master package (the only forker); it
+never imports application code itself (the zygote does, in its own process), and it decides
+nothing about a generation's life (reload.py does; the arbiter acts on it).
 
 A generation is validated before it touches a healthy worker: only once its zygote says "R"
-(the app imported) does it become current, and planning then rolls the workers over. Until
-then, and for ever if it fails, the current generation's zygote keeps forking the respawns,
-so they run the last code that loaded, never what now lies on disk.
+(the app imported) does it become current, and planning then rolls the workers over. The
+generation it replaces stands by (`previous`), its zygote alive, until a new worker is ready:
+if the new workers cannot start, the old generation is current again, and its respawns run
+the last code that worked, never what now lies on disk.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import signal
+import socket
 import sys
-import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ..config.settings import reloadable_changes
-from ..runtime import logs, systemd
 from ..runtime.scoreboard import Scoreboard
-from .children import describe_status, send
-from .health import watch
-from .supervise import Supervising, WorkerRecord
+from .children import System
+from .reload import State
 from .zygote_entry import bootstrap, exec_zygote, zygote_command
 
-__all__ = ["Generation", "Generations", "StartupError"]
-
-log = logs.error_log
-
-
-class StartupError(Exception):
-    """The first generation could not start; str() is the one-line reason, `details` more."""
-
-    def __init__(self, message: str, details: str = "") -> None:
-        super().__init__(message)
-        self.details = details
+__all__ = ["Generation", "Generations", "Launch", "ZygoteLauncher"]
 
 
 @dataclass
@@ -48,74 +37,134 @@ class Generation:
     cmd_w: int  # the master's commands ("slot,number\n"); -1 once closed
     msg_r: int  # the zygote's JSON lines; -1 after EOF
     started: float
-    state: str = "loading"  # loading -> ready | failed | abandoned; retired once superseded
+    state: State = State.LOADING
     buffer: bytes = b""
     failure: str = ""
     details: str = ""
+    start_failures: int = 0  # its workers that died as they started, in a row
 
 
-class Generations(Supervising):
-    """The Arbiter's base: generations and reloads, on top of the watch over workers."""
+#: (number, settings, app label) -> (zygote pid, command pipe's write end, message pipe's
+#: read end, non-blocking)
+Launch = Callable[[int, Any, str], tuple[int, int, int]]
 
-    settings: Any
-    listeners: list[Any]
-    make_adapter: Any  # None: the app the settings name, loaded by an exec'd zygote
-    pid: int
-    signals: Any
-    board: Scoreboard
-    workers: dict[int, WorkerRecord]
-    generations: dict[int, Generation]
-    current: Generation | None
-    pending: Generation | None
-    next_generation: int
-    serving: bool
-    stopping: str
-    num_workers: int
-    app_label: str
-    reread_settings: Any
-    last_reload: str
-    last_failure: str
-    zygote_backoff: float
-    zygote_not_before: float
-    fast_failures: int
-    spawn_not_before: float
-    early_exits: dict[int, int]
-    observer: Any  # status.Observer: counters, status server and file
 
-    # -- starting ---------------------------------------------------------------------------
-    def _start_generation(self) -> Generation:
+class Generations:
+    """Every generation the master still hears from, the current one (its zygote forks the
+    respawns), the one loading to take over (pending), and the one standing by while the
+    current one's first workers start (previous)."""
+
+    def __init__(self, launch: Launch, system: System) -> None:
+        self.launch = launch
+        self.system = system
+        self.all: dict[int, Generation] = {}
+        self.current: Generation | None = None
+        self.pending: Generation | None = None
+        self.previous: Generation | None = None
+        self.next_generation = 1
+
+    def start(self, settings: Any, app_label: str) -> Generation:
+        """A new generation, its zygote loading the app: current when there is none, else
+        pending (it takes over once it loaded)."""
         number = self.next_generation
         self.next_generation += 1
-        cmd_r, cmd_w = os.pipe()
-        msg_r, msg_w = os.pipe()
-        if self.make_adapter is None and self.board.fd >= 0 and sys.executable:
-            pid = self._exec_zygote(number, cmd_r, cmd_w, msg_w)
-        else:
-            pid = self._fork_zygote(number, cmd_r, cmd_w, msg_r, msg_w)
-        os.close(cmd_r)
-        os.close(msg_w)
-        os.set_blocking(msg_r, False)
-        gen = Generation(number, pid, cmd_w, msg_r, time.monotonic())
-        self.generations[number] = gen
+        pid, cmd_w, msg_r = self.launch(number, settings, app_label)
+        gen = Generation(number, pid, cmd_w, msg_r, self.system.now())
+        self.all[number] = gen
         if self.current is None:
             self.current = gen
         else:
             self.pending = gen
-        (log.info if self.serving and not self.last_failure else log.debug)(
-            "generation %d: zygote %d is loading %s", number, pid, self.app_label)
         return gen
 
-    def _exec_zygote(self, number: int, cmd_r: int, cmd_w: int, msg_w: int) -> int:
+    def __iter__(self) -> Iterator[Generation]:
+        return iter(list(self.all.values()))
+
+    def by_zygote(self, pid: int) -> Generation | None:
+        return next((gen for gen in self.all.values() if gen.zygote_pid == pid), None)
+
+    def read_fds(self) -> list[int]:
+        return [gen.msg_r for gen in self.all.values() if gen.msg_r >= 0]
+
+    def command(self, gen: Generation, slot: int, number: int) -> bool:
+        """Ask `gen`'s zygote to fork a worker for `slot`; False if it cannot hear."""
+        return gen.cmd_w >= 0 and self.system.write(gen.cmd_w, f"{slot},{number}\n".encode())
+
+    def read(self, gen: Generation) -> list[dict[str, Any]]:
+        """The zygote's messages that arrived whole ({"t": "R" | "F" | "W", ...})."""
+        if gen.msg_r < 0:
+            return []
+        data = self.system.read(gen.msg_r)
+        if data is None:
+            return []
+        if not data:
+            self.system.close(gen.msg_r)
+            gen.msg_r = -1
+            data = b"\n"
+        gen.buffer += data
+        *lines, gen.buffer = gen.buffer.split(b"\n")
+        return [json.loads(line) for line in lines if line.strip()]
+
+    def close_commands(self, gen: Generation) -> None:
+        """EOF on its command pipe: the zygote forks what it was asked for, then exits."""
+        if gen.cmd_w >= 0:
+            self.system.close(gen.cmd_w)
+            gen.cmd_w = -1
+
+    def close_all(self) -> None:
+        for gen in self.all.values():
+            self.close_commands(gen)
+            if gen.msg_r >= 0:
+                self.system.close(gen.msg_r)
+                gen.msg_r = -1  # the reaper must not read a closed pipe
+
+    def done(self, gen: Generation) -> bool:
+        """Gone for good: its zygote reaped, its pipe drained, neither current, pending nor
+        standing by."""
+        return not (gen.zygote_pid or gen.msg_r >= 0 or gen is self.current
+                    or gen is self.pending or gen is self.previous)
+
+    def forget(self, gen: Generation) -> None:
+        self.all.pop(gen.number, None)
+
+
+class ZygoteLauncher:
+    """Starts a generation's zygote: a fresh interpreter (exec) for the app the settings name,
+    or a fork of the master for an app object that lives in the master's memory."""
+
+    def __init__(self, listeners: list[socket.socket], board: Scoreboard, master_pid: int,
+                 make_adapter: Callable[[Any], Any] | None,
+                 inherited: Callable[[], list[int]]) -> None:
+        self.listeners = listeners
+        self.board = board
+        self.master_pid = master_pid
+        self.make_adapter = make_adapter
+        self.inherited = inherited  # the master's descriptors a forked zygote must close
+
+    def __call__(self, number: int, settings: Any, app_label: str) -> tuple[int, int, int]:
+        cmd_r, cmd_w = os.pipe()
+        msg_r, msg_w = os.pipe()
+        if self.make_adapter is None and self.board.fd >= 0 and sys.executable:
+            pid = self._exec(number, settings, app_label, cmd_r, cmd_w, msg_w)
+        else:
+            pid = self._fork(number, settings, app_label, cmd_r, cmd_w, msg_r, msg_w)
+        os.close(cmd_r)
+        os.close(msg_w)
+        os.set_blocking(msg_r, False)
+        return pid, cmd_w, msg_r
+
+    def _exec(self, number: int, settings: Any, app_label: str, cmd_r: int, cmd_w: int,
+              msg_w: int) -> int:
         """A zygote in a fresh interpreter (workers then share none of the master's pages);
         its bootstrap goes first on its command pipe. Returns its PID."""
         argv = zygote_command(cmd_r, msg_w)
         fds = [sock.fileno() for sock in self.listeners]
-        boot = bootstrap(self.settings, number, fds, self.board.fd, self.board.capacity,
-                         self.pid, self.app_label)
+        boot = bootstrap(settings, number, fds, self.board.fd, self.board.capacity,
+                         self.master_pid, app_label)
         pid = os.fork()
         if pid == 0:
             exec_zygote(argv, [cmd_r, msg_w, self.board.fd, *fds],
-                        f"forkhttpd: zygote gen {number} [{self.app_label}] starting")
+                        f"forkhttpd: zygote gen {number} [{app_label}] starting")
         view = memoryview(boot)
         try:
             while view:  # the pipe holds 64 KiB: this blocks only for a huge config
@@ -124,214 +173,25 @@ class Generations(Supervising):
             pass  # the zygote is gone already: reaping tells why
         return pid
 
-    def _fork_zygote(self, number: int, cmd_r: int, cmd_w: int, msg_r: int,
-                     msg_w: int) -> int:
+    def _fork(self, number: int, settings: Any, app_label: str, cmd_r: int, cmd_w: int,
+              msg_r: int, msg_w: int) -> int:
         """A zygote forked from the master, for an app object that lives in the master's
         memory (HttpServer's handler), or where exec is not possible. Returns its PID."""
         from ..interfaces import build_app_adapter
         from .zygote import ZygoteContext, zygote_main
 
-        context = ZygoteContext(self.settings, self.listeners, self.board, self.pid,
-                                self.app_label, self.make_adapter or build_app_adapter)
+        context = ZygoteContext(settings, self.listeners, self.board, self.master_pid,
+                                app_label, self.make_adapter or build_app_adapter)
         pid = os.fork()
         if pid == 0:
+            signal.set_wakeup_fd(-1)  # before its pipe closes; the zygote resets the rest
             os.close(cmd_w)
             os.close(msg_r)
-            for gen in self.generations.values():  # other generations' pipes
-                for fd in (gen.cmd_w, gen.msg_r):
-                    if fd >= 0:
-                        os.close(fd)
-            self.signals.close()
+            for fd in self.inherited():  # other generations' pipes, the signal pipe
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
             self.board.close_fd()  # the mapping stays; the memfd is for exec'd zygotes
             zygote_main(context, number, cmd_r, msg_w)  # never returns
         return pid
-
-    # -- messages from zygotes ------------------------------------------------------------
-    def _read_zygote(self, gen: Generation) -> None:
-        if gen.msg_r < 0:
-            return
-        try:
-            data = os.read(gen.msg_r, 65536)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""  # the pipe is gone: treat it as the zygote's EOF
-        if not data:
-            try:
-                os.close(gen.msg_r)
-            except OSError:
-                pass
-            gen.msg_r = -1
-            data = b"\n"
-        gen.buffer += data
-        *lines, gen.buffer = gen.buffer.split(b"\n")
-        for line in lines:
-            if line.strip():
-                self._zygote_message(gen, json.loads(line))
-        if gen.msg_r < 0:
-            self._forget_if_done(gen)
-
-    def _zygote_message(self, gen: Generation, message: dict[str, Any]) -> None:
-        kind = message["t"]
-        if kind == "W":
-            self._worker_forked(gen, message["slot"], message["pid"])
-        elif gen.state != "loading" or self.stopping:
-            return  # an abandoned generation's last words, or too late to matter
-        elif kind == "R":
-            self._generation_loaded(gen)
-        elif kind == "F":
-            gen.state = "failed"
-            gen.failure = message.get("msg", "") or "the app could not be loaded"
-            gen.details = message.get("details", "")
-            self._generation_failed(gen)
-
-    def _generation_loaded(self, gen: Generation) -> None:
-        gen.state = "ready"
-        self.zygote_backoff = 0.0
-        self.last_failure = ""
-        self.fast_failures = 0  # new code, new chances
-        self.spawn_not_before = 0.0
-        took = time.monotonic() - gen.started
-        if gen is self.pending:
-            previous, self.current, self.pending = self.current, gen, None
-            self.last_reload = "rolling"
-            log.info("reload: generation %d loaded in %.1fs; rolling the workers over",
-                     gen.number, took)
-            if previous is not None:
-                self._retire_zygote(previous)
-        elif self.serving:
-            log.info("generation %d loaded in %.1fs; it replaces the workers", gen.number,
-                     took)
-
-    def _worker_forked(self, gen: Generation, slot: int, pid: int) -> None:
-        record = self.workers.pop(-(slot + 1), None)
-        if record is None:  # given up on; the worker must not live on untracked
-            log.warning("unexpected worker pid %d from generation %d; stopping it", pid,
-                        gen.number)
-            send(pid, signal.SIGTERM)
-            return
-        record.pid = pid
-        record.process = watch(pid)  # its create time pins the PID's identity
-        self.board.set_pid(slot, pid)
-        self.workers[pid] = record
-        if record.retiring:  # asked to go (TTOU, stop) before its PID was known
-            reason, record.retiring = record.retiring, ""
-            self._retire(record, reason,
-                         signal.SIGQUIT if self.stopping == "fast" else signal.SIGTERM)
-        status = self.early_exits.pop(pid, None)
-        if status is not None:  # it died before we heard of it, and was reaped already
-            del self.workers[pid]
-            self._worker_exited(record, status, time.monotonic())
-
-    def _generation_failed(self, gen: Generation) -> None:
-        if self.stopping:
-            return
-        if not self.serving and gen is self.current and self.pending is None:
-            raise StartupError(gen.failure, gen.details)
-        traceback = ("\nthe app's traceback:\n" + gen.details.rstrip("\n")) if gen.details \
-            else ""
-        if gen is self.pending:
-            self.pending = None
-            self.last_reload = f"failed: {gen.failure}"
-            self.observer.reloaded(False)
-            log.error("reload failed: generation %d cannot load the app: %s%s", gen.number,
-                      gen.failure, traceback)
-            log.error("reload failed; generation %d keeps serving; the next SIGHUP tries "
-                      "again", self.current.number if self.current else 0)
-            systemd.notify("READY=1", f"STATUS=reload failed: {gen.failure}"[:200])
-        elif gen is self.current:
-            self.zygote_backoff = min(5.0, max(0.5, self.zygote_backoff * 2))
-            self.zygote_not_before = time.monotonic() + self.zygote_backoff
-            if gen.failure == self.last_failure:
-                log.error("generation %d: the app still cannot load (the same error); next "
-                          "try in %.1fs", gen.number, self.zygote_backoff)
-            else:
-                log.error("generation %d cannot load the app: %s%s", gen.number, gen.failure,
-                          traceback)
-                log.error("the workers still running keep serving; next try in %.1fs",
-                          self.zygote_backoff)
-            self.last_failure = gen.failure
-            systemd.notify(f"STATUS=cannot load the app: {gen.failure}"[:200])
-
-    # -- the end of a zygote ----------------------------------------------------------------
-    def _retire_zygote(self, gen: Generation) -> None:
-        if gen.state == "ready":
-            gen.state = "retired"
-        if gen.cmd_w >= 0:
-            os.close(gen.cmd_w)  # EOF: the zygote forks what it was asked for, then exits
-            gen.cmd_w = -1
-
-    def _zygote_exited(self, gen: Generation, status: int) -> None:
-        gen.zygote_pid = 0
-        if gen.cmd_w >= 0:
-            os.close(gen.cmd_w)
-            gen.cmd_w = -1
-        if gen.msg_r >= 0:
-            self._read_zygote(gen)  # its last words, if already written (EOF may follow)
-        if gen.state == "loading" and self.stopping:
-            gen.state = "abandoned"  # we asked it to go
-        elif gen.state == "loading":
-            gen.state = "failed"
-            gen.failure = f"the zygote died while loading the app ({describe_status(status)})"
-            self._generation_failed(gen)
-        elif gen.state == "ready" and gen is self.current and not self.stopping:
-            log.error("the zygote of generation %d died (%s); loading the app anew",
-                      gen.number, describe_status(status))
-            gen.state = "failed"
-            self.current = None
-        self._forget_if_done(gen)
-
-    def _forget_if_done(self, gen: Generation) -> None:
-        """A generation whose zygote is gone and whose pipe is drained: drop it, and the
-        placeholders it will never fill."""
-        if gen.zygote_pid or gen.msg_r >= 0 or gen is self.current or gen is self.pending:
-            return
-        for key in [k for k, w in self.workers.items() if k < 0 and w.generation == gen.number]:
-            self.board.release(self.workers.pop(key).slot)
-        self.generations.pop(gen.number, None)
-
-    # -- SIGHUP -----------------------------------------------------------------------------
-    def reload(self) -> None:
-        """Re-read the config, then load the app in a new zygote; roll over once it loaded."""
-        if self.stopping:
-            return
-        if not self.serving:
-            log.warning("SIGHUP before the first generation serves: ignored")
-            return
-        log.info("SIGHUP: reloading")
-        systemd.notify("RELOADING=1", f"MONOTONIC_USEC={systemd.monotonic_usec()}")
-        if self.reread_settings is not None:
-            try:
-                new = self.reread_settings()
-            except Exception as error:  # noqa: BLE001 - a bad config never stops the server
-                log.error("reload: configuration rejected, keeping the running one: %s", error)
-                self.last_reload = f"failed: {error}"
-                self.observer.reloaded(False)
-                systemd.notify("READY=1", f"STATUS=reload failed: {error}"[:200])
-                return
-            self._apply_settings(new)
-        if self.pending is not None:
-            log.info("reload: abandoning generation %d, still loading", self.pending.number)
-            self.pending.state = "abandoned"
-            send(self.pending.zygote_pid, signal.SIGKILL)
-            pending, self.pending = self.pending, None
-            self._forget_if_done(pending)
-        self.last_reload = "loading"
-        self._start_generation()
-
-    def _apply_settings(self, new: Any) -> None:
-        old = self.settings
-        changed, need_restart = reloadable_changes(old, new)
-        if need_restart:
-            log.warning("reload: %s changed; a restart is needed for that, the running "
-                        "values stay", ", ".join(need_restart))
-            new = dataclasses.replace(new, **{name: getattr(old, name) for name in need_restart})
-        if changed:
-            log.info("reload: new values for %s", ", ".join(changed))
-        if "error_logfile" in changed or "log_level" in changed:
-            logs.configure_error_log(new.error_logfile, new.log_level)
-        if "workers" in changed:
-            self.num_workers = min(new.workers, self.board.capacity // 2)
-        if "app" in changed and new.app:
-            self.app_label = str(new.app)
-        self.settings = new

@@ -258,6 +258,9 @@ def test_workers_that_die_as_they_start_back_off_and_the_old_ones_serve(
         deaths = len(re.findall(r"gen 2\) exited: reason=crash, exit code 3", log))
         print(f"{deaths} workers of the bad generation died in ~4s")
         assert 3 <= deaths <= 14, log
+        # it does not heal: the generation fails, and the old one keeps serving
+        assert "reload failed: generation 2: its workers exit as they start (exit code 3" in log
+        assert "reload failed; generation 1 keeps serving" in log
         assert set(server.worker_pids()) >= old  # the old generation still serves
         assert server.proc.poll() is None
         (site / "mymod.py").write_text((APPS / "mymod.py").read_text().replace(

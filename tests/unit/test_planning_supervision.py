@@ -148,9 +148,10 @@ class _Board:
 
 
 def test_a_torn_heartbeat_read_is_read_again() -> None:
-    from forkhttpd.master.supervise import Supervising, WorkerRecord
+    from forkhttpd.master.children import System
+    from forkhttpd.master.supervise import Limits, Supervisor, WorkerRecord
 
-    watch = Supervising()
+    watch = Supervisor(_Board(0.0), System(), Limits(), lambda *exit: None)  # type: ignore[arg-type]
     record = WorkerRecord(pid=10, number=1, generation=1, slot=0, spawned=0.0)
     # the first read caught the block zero-filled by the worker's pack_into
     watch.board = _Board(99.9)  # type: ignore[assignment]
