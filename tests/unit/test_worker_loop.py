@@ -396,7 +396,36 @@ def test_the_last_response_sends_a_fin_even_while_a_copy_is_held(rigs: Rigs) -> 
 
 
 # -- accept() out of descriptors ---------------------------------------------------------------
-def test_accept_out_of_descriptors_backs_off_and_recovers(caplog) -> None:  # type: ignore[no-untyped-def]
+class Messages(logging.Handler):
+    """The error log's messages (caught on its own logger: the suite's other tests may have
+    set it not to propagate)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.messages)
+
+
+@pytest.fixture
+def error_log() -> Iterator[Messages]:
+    logger = logging.getLogger("forkhttpd.error")
+    handler, level = Messages(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+def test_accept_out_of_descriptors_backs_off_and_recovers(error_log: Messages) -> None:
     clock = FakeClock()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(f"\0forkhttpd-test-{os.getpid()}")
@@ -428,22 +457,21 @@ def test_accept_out_of_descriptors_backs_off_and_recovers(caplog) -> None:  # ty
     try:
         client.connect(listener.getsockname())
         client.sendall(get("/a", "Connection: close"))
-        caplog.set_level(logging.WARNING, "forkhttpd.error")
         for _ in range(5):
             loop.step(0.0)
         assert calls[0] == 1  # the listener left the epoll set: no accept() per step
-        assert [r.getMessage() for r in caplog.records] == [
+        assert error_log.messages == [
             "accept failed: Too many open files; not accepting for 0.05s "
             "(1 failed accepts in a row)"]
         clock.advance(0.06)
         loop.step(0.0)  # housekeeping puts the listener back
         loop.step(0.0)  # still exhausted: a longer pause
-        assert calls[0] == 2 and "not accepting for 0.10s (2 failed" in caplog.text
+        assert calls[0] == 2 and "not accepting for 0.10s (2 failed" in error_log.text
         acceptor.fixed = True
         clock.advance(0.11)
         loop.step(0.0)
         loop.step(0.0)
-        assert seen == ["/a"] and "accepting again after 2 failed accepts" in caplog.text
+        assert seen == ["/a"] and "accepting again after 2 failed accepts" in error_log.text
         assert received(client)[0].startswith(b"HTTP/1.1 200 ")
     finally:
         client.close()
