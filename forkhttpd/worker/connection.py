@@ -110,9 +110,6 @@ class Connection:
         self.proto.receive_data(data)
         return True
 
-    def wait_readable(self, timeout: float) -> bool:
-        return self._wait(select.POLLIN, timeout)
-
     # -- writing -------------------------------------------------------------------------
     def send_all(self, data: bytes | memoryview, timeout: float = 30.0,
                  more: bool = False, last: bool = False) -> None:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import io
 from typing import TYPE_CHECKING, Any
 
+from .errors import BodyTimeout
+
 if TYPE_CHECKING:
     from .exchange import Exchange
 
@@ -48,7 +50,7 @@ class _Writer(io.RawIOBase):
 class RequestSocket:
     """Enough of socket.socket for socketserver.StreamRequestHandler and its subclasses, over
     one request. `keep_alive` is what the class decided (set by the adapter); `timed_out`
-    holds a body timeout the class swallowed (http.server catches TimeoutError itself)."""
+    holds a body timeout the class swallowed (http.server catches any TimeoutError)."""
 
     def __init__(self, exchange: Exchange, head: bytes) -> None:
         self.exchange = exchange
@@ -57,7 +59,7 @@ class RequestSocket:
         self._ended = False
         self._timeout: float | None = None
         self.keep_alive = False
-        self.timed_out: TimeoutError | None = None
+        self.timed_out: BodyTimeout | None = None
         self.closed = False
 
     def closing(self) -> bool:
@@ -112,7 +114,7 @@ class RequestSocket:
             return b""
         try:
             piece = self.exchange.read_chunk()
-        except TimeoutError as error:
+        except BodyTimeout as error:
             self.timed_out = error
             raise
         if piece:

@@ -520,3 +520,17 @@ def test_a_handler_class_sees_one_request_per_cycle(rigs: Rigs) -> None:
     assert [(e.request.target, e.status) for e in counted] == [
         ("/a", 200), ("/b", 201), ("/c", 200), ("/d", 200)]
     assert all(e.bytes_sent > 0 for e in counted) and rig.loop.requests == 4
+
+
+def test_a_body_timeout_inside_a_handler_class_is_answered_408(rigs) -> None:  # type: ignore[no-untyped-def]
+    adapter = handler_class_adapter(_Echo)
+
+    def late(exchange: Exchange) -> None:
+        rig.clock.advance(11.0)  # past the body's deadline before the class reads it
+        adapter(exchange)
+
+    rig = rigs(late)
+    client = rig.connect(b"POST /b HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nabc")
+    data, eof = received(client)
+    # http.server catches the TimeoutError itself; forkhttpd still answers for it
+    assert parse(data)[0][0] == 408 and eof
