@@ -91,6 +91,7 @@ def test_descriptor_exhaustion_backs_off_and_recovers(start_server: StartServer)
         assert wait_until(lambda: "accept failed" in server.stderr, timeout=5)
         time.sleep(2.5)  # exhausted for a while: the log must stay small meanwhile
         lines = server.stderr.count("accept failed")
+        print(f"descriptor exhaustion: {lines} 'accept failed' lines while exhausted")
         assert 1 <= lines <= 12, server.stderr[-2000:]
         assert re.search(r"accept failed: .*Too many open files.*not accepting for", server.stderr)
     finally:
