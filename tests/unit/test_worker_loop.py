@@ -522,7 +522,7 @@ def test_a_handler_class_sees_one_request_per_cycle(rigs: Rigs) -> None:
     assert all(e.bytes_sent > 0 for e in counted) and rig.loop.requests == 4
 
 
-def test_a_body_timeout_inside_a_handler_class_is_answered_408(rigs) -> None:  # type: ignore[no-untyped-def]
+def test_a_body_timeout_inside_a_handler_class_is_answered_408(rigs: Rigs) -> None:
     adapter = handler_class_adapter(_Echo)
 
     def late(exchange: Exchange) -> None:
