@@ -1,30 +1,26 @@
 """The handler-class interface: a subclass of http.server.BaseHTTPRequestHandler (say
-SimpleHTTPRequestHandler) gets each connection as http.server would hand it over; must not
-import the worker's loop or process, config or master (the connection comes from
-Exchange.takeover()).
+SimpleHTTPRequestHandler) answers requests as http.server would run it; must not import
+master, config or ops (each request comes as an Exchange).
 
-forkhttpd has parsed the first request head (so its limits and its 4xx answers apply), then
-hands the whole connection over: the class re-reads that head, replayed, and handles this
-and any further keep-alive requests itself. Further heads are held to the same limits
-(checked after http.server's own parse, which is bounded). Between two requests the wait is
-bounded by --keep-alive and ends when the worker stops; --max-keepalive-requests holds too.
-While the class holds a connection it holds the worker.
+forkhttpd frames every request: it parses each head (so its limits and its 4xx answers
+apply to all of them) and gives the class one request at a time, as a socket that reads
+exactly that request's bytes (Exchange.as_socket()). The class writes its response itself;
+its own keep-alive decision (close_connection) is then combined with the worker's, and the
+connection goes back to the worker's loop, where an idle keep-alive connection costs nothing.
+So an unread body never becomes the next request, and every request is counted and logged
+like any other.
 """
 
 from __future__ import annotations
 
 import functools
 import http.server
-import logging
-import socket
 from typing import Any
 
 from ..protocol import Limits
 from ..worker.exchange import Exchange
 
 __all__ = ["handler_class_adapter"]
-
-log = logging.getLogger("forkhttpd.error")
 
 
 class _ServerInfo:
@@ -38,67 +34,49 @@ class _ServerInfo:
             self.server_name, self.server_port = "localhost", 0
 
 
-def _limited(cls: type[http.server.BaseHTTPRequestHandler], limits: Limits,
-             max_requests: int) -> type[http.server.BaseHTTPRequestHandler]:
-    """`cls` with forkhttpd's head limits and keep-alive policy."""
+def _one_request(cls: type[http.server.BaseHTTPRequestHandler]
+                 ) -> type[http.server.BaseHTTPRequestHandler]:
+    """`cls`, answering one request per instance and saying Connection: close when the
+    worker already knows the connection ends (a stop, --max-keepalive-requests)."""
 
-    class Limited(cls):  # type: ignore[valid-type, misc]
-        _forkhttpd_served = 0
-
-        def parse_request(self) -> bool:
-            if not super().parse_request():
-                return False
-            line = self.raw_requestline.rstrip(b"\r\n")
-            if len(line) > limits.max_request_line:
-                self.close_connection = True
-                self.send_error(414)
-                return False
-            fields = self.headers.items()
-            if len(fields) > limits.max_header_fields or any(
-                    len(name) + len(value) + 2 > limits.max_header_field_size
-                    for name, value in fields):
-                self.close_connection = True
-                self.send_error(431)
-                return False
-            return True
-
+    class OneRequest(cls):  # type: ignore[valid-type, misc]
         def handle_one_request(self) -> None:
             super().handle_one_request()
-            self._forkhttpd_served += 1
-            sock = self.connection
-            sock.idle = True
-            if (sock.stopping() or 0 < max_requests <= self._forkhttpd_served):
-                self.close_connection = True
+            self.connection.keep_alive = not getattr(self, "close_connection", True)
+            self.close_connection = True  # the next request comes through forkhttpd
 
-    Limited.__name__ = cls.__name__
-    Limited.__qualname__ = cls.__qualname__
-    Limited.__module__ = cls.__module__
-    return Limited
+        def send_response(self, code: int, message: str | None = None) -> None:
+            super().send_response(code, message)
+            if code >= 200 and self.connection.closing():
+                self.send_header("Connection", "close")
+
+    OneRequest.__name__ = cls.__name__
+    OneRequest.__qualname__ = cls.__qualname__
+    OneRequest.__module__ = cls.__module__
+    return OneRequest
 
 
 def handler_class_adapter(cls: Any, limits: Limits | None = None, keep_alive: float = 5.0,
                           header_timeout: float = 10.0, max_requests: int = 1000) -> Any:
-    """Answer each connection with `cls` (instantiated per connection, as http.server does);
-    `cls` may be a functools.partial of the class, e.g. with directory=."""
+    """Answer each request with a new instance of `cls`; `cls` may be a functools.partial of
+    the class, e.g. with directory=. The head limits, --keep-alive, --header-timeout and
+    --max-keepalive-requests are the worker loop's for every request; the parameters are
+    accepted for the callers that pass them."""
     partial = cls if isinstance(cls, functools.partial) else None
     if partial is not None:
         cls = partial.func
-    handler: Any = _limited(cls, limits or Limits(), max_requests if keep_alive > 0 else 1)
+    handler: Any = _one_request(cls)
     if partial is not None:
         handler = functools.partial(handler, *partial.args, **partial.keywords)
 
     def handle(exchange: Exchange) -> None:
-        sock = exchange.takeover()
-        sock.settimeout(header_timeout)  # the class's own `timeout`, if set, replaces it
-        sock.idle_timeout = keep_alive
+        sock = exchange.as_socket()
         peer = exchange.peer
         client = peer if isinstance(peer, tuple) else (str(peer or "unix"), 0)
-        try:
-            handler(sock, client, _ServerInfo(sock.getsockname()))
-        except OSError as error:  # the client went away mid-response
-            log.debug("%s: connection from %s ended: %s", cls.__name__, client[0], error)
-        finally:
-            sock.shutdown(socket.SHUT_WR)
-            sock.close()
+        handler(sock, client, _ServerInfo(sock.getsockname()))
+        if sock.timed_out is not None:
+            raise sock.timed_out  # a body timeout the class caught: answered 408 if it can be
+        if exchange.started:
+            exchange.end_raw(sock.keep_alive and not sock.closed)
 
     return handle

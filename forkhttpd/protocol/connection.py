@@ -102,6 +102,13 @@ class ServerConnection:
         return bool(self._buf) and self._state in (_EOM, _DONE, _HEAD)
 
     @property
+    def trailing_data(self) -> tuple[bytes, bool]:
+        """The bytes received but not parsed yet, and whether the peer has closed its side
+        (h11's trailing_data): what a caller that hands the connection elsewhere (another
+        protocol, another parser) must pass on with it."""
+        return bytes(self._buf), self._eof
+
+    @property
     def response_started(self) -> bool:
         """A response head for the current cycle has been produced."""
         return self._response != _R_NONE

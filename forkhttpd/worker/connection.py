@@ -1,34 +1,46 @@
-"""A client connection: the socket calls of forkhttpd live here and in the loop beside it
-(recv, send, sendfile, shutdown, close); must not import the worker's process module, master or
-psutil, and knows nothing of handlers."""
+"""A client connection: its socket calls (recv, send, sendfile, shutdown, close) live here and
+in the loop beside it, with the connection's phase; must not import interfaces, master, config
+or ops, and knows nothing of handlers.
+
+A connection's phase, driven by loop.py (the only writer):
+
+    IDLE    --bytes arrive-->                HEAD     (the --header-timeout clock starts)
+    HEAD    --request answered, kept-->      IDLE     (the --keep-alive clock starts)
+    any     --answered, unread bytes-->      LINGER   (half-closed, drained for 2 s)
+    any     --closed-->                      CLOSED   (final: nothing touches it again)
+"""
 
 from __future__ import annotations
 
 import _socket
+import enum
 import os
 import select
 import socket
 import time
-from typing import TYPE_CHECKING
 
 from ..protocol import ServerConnection
-from .exchange import ClientGone
+from .errors import ClientGone
 
-if TYPE_CHECKING:
-    from .loop import ServeLoop
-
-__all__ = ["Acceptor", "Connection", "IDLE", "HEAD", "LINGER"]
+__all__ = ["Acceptor", "Connection", "Phase"]
 
 _RECV = 65536
 _DONTWAIT = socket.MSG_DONTWAIT
 _DONTWAIT_MORE = socket.MSG_DONTWAIT | socket.MSG_MORE
-IDLE, HEAD, LINGER = 0, 1, 2
+_SHUT_WR = socket.SHUT_WR
+
+
+class Phase(enum.IntEnum):
+    IDLE = 0  # between requests (or before the first byte)
+    HEAD = 1  # part of a request head is buffered
+    LINGER = 2  # the last response is out; unread request bytes are drained
+    CLOSED = 3
 
 
 class Acceptor:
     """Takes connections off one listening socket, as C-level socket objects: socket.socket's
-    own accept() converts the family and type to enums in Python on every call, a cost paid by
-    every connection, and none of socket.socket's Python layer is used here."""
+    own accept() converts the family and type to enums in Python on every call, and none of
+    socket.socket's Python layer is used here."""
 
     __slots__ = ("listener", "_accept", "_family", "_type", "_proto")
 
@@ -50,26 +62,30 @@ class Acceptor:
 
 
 class Connection:
-    """One client socket with its protocol state; the socket calls live here and nowhere else."""
+    """One client socket with its protocol state and phase. Compared by identity: the loop
+    finds it by descriptor number (what epoll reports), and a closed connection's number is
+    soon another's."""
 
     __slots__ = ("sock", "fd", "peer", "proto", "phase", "deadline", "head_start",
-                 "served", "registered", "loop", "detached", "nonblocking", "fin_pending")
+                 "served", "registered", "queued", "nonblocking", "fin_pending")
 
-    def __init__(self, sock: _socket.socket, peer: object, proto: ServerConnection,
-                 loop: ServeLoop) -> None:
+    def __init__(self, sock: _socket.socket, peer: object, proto: ServerConnection) -> None:
         self.sock = sock
         self.fd = sock.fileno()
         self.peer = peer
         self.proto = proto
-        self.phase = IDLE
+        self.phase = Phase.IDLE
         self.deadline = 0.0
         self.head_start = 0.0
         self.served = 0
-        self.registered = False
-        self.loop = loop
-        self.detached = False
+        self.registered = False  # in the loop's epoll set
+        self.queued = False  # in the loop's list of pipelined requests waiting for a turn
         self.nonblocking = False  # every other call passes MSG_DONTWAIT; sendfile cannot
-        self.fin_pending = False  # the last bytes wait in the kernel for our FIN (send_all)
+        # close() must send the FIN itself: a response went out, and a child the handler
+        # forked may hold a copy of the socket, so close() alone would send no FIN and the
+        # client would wait for that child's exit (or a tail held back by send_all's MSG_MORE
+        # would wait for the kernel's probe timer)
+        self.fin_pending = False
 
     # -- reading -------------------------------------------------------------------------
     def recv_nowait(self) -> bytes | None:
@@ -81,16 +97,18 @@ class Connection:
         except (ConnectionResetError, TimeoutError):
             return b""
 
-    def fill(self, timeout: float) -> None:
-        """Wait up to `timeout` for bytes and feed them to the protocol (b"" at EOF)."""
+    def fill(self, timeout: float) -> bool:
+        """Wait up to `timeout` for bytes and feed them to the protocol (b"" at EOF); False
+        when none came in time."""
         data = self.recv_nowait()
         if data is None:
-            if timeout <= 0 or not self._wait(select.POLLIN, timeout):
-                raise TimeoutError("no request bytes in time")
+            if not self._wait(select.POLLIN, timeout):
+                return False
             data = self.recv_nowait()
             if data is None:
-                return
+                return False
         self.proto.receive_data(data)
+        return True
 
     # -- writing -------------------------------------------------------------------------
     def send_all(self, data: bytes | memoryview, timeout: float = 30.0,
@@ -99,8 +117,8 @@ class Connection:
         caller sends more at once (a file after its head), so TCP may hold this back and
         put both in the same segments (MSG_MORE overrides TCP_NODELAY for this call).
         `last`: the connection is closed right after this, so the tail waits for the FIN
-        and both leave in one segment (10 -> 8 segments per closed connection, the FIN's
-        own segment and the client's ACK of it saved); close() sends that FIN."""
+        and both leave in one segment (the FIN's own segment and the client's ACK of it are
+        saved); close() sends that FIN."""
         if last:
             more = self.fin_pending = True
         try:
@@ -154,34 +172,8 @@ class Connection:
         poller.register(self.fd, events)
         return bool(poller.poll(timeout * 1000.0))
 
-    def close(self) -> None:
-        if self.fin_pending:
-            # shutdown, not close() alone: a child the handler forked may hold a copy of
-            # the socket, and then close() sends no FIN and so never flushes the held tail
-            self.shutdown()
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-    # -- handing the connection over (takeover.py, for http.server handler classes) --------
-    def detach(self) -> bytes:
-        """The loop forgets this connection; returns the bytes read past the request head
-        (read from the protocol's buffer: ServerConnection has no public accessor yet)."""
-        self.detached = True
-        self.loop.forget(self)
-        return bytes(self.proto._buf)
-
-    def wait_readable(self, timeout: float) -> bool:
-        return self._wait(select.POLLIN, timeout)
-
-    def local_address(self) -> object:
-        try:
-            return self.sock.getsockname()
-        except OSError:
-            return None
-
-    def shutdown(self, how: int = socket.SHUT_WR) -> bool:
+    # -- ending --------------------------------------------------------------------------
+    def shutdown(self, how: int = _SHUT_WR) -> bool:
         """Half-close (the FIN also sends a tail held back by send_all); False if the
         connection is already gone."""
         self.fin_pending = False
@@ -190,3 +182,19 @@ class Connection:
         except OSError:
             return False
         return True
+
+    def close(self) -> None:
+        """The final close (the loop's _final_close calls it, after leaving the epoll set)."""
+        self.phase = Phase.CLOSED
+        if self.fin_pending:
+            self.shutdown()
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def local_address(self) -> object:
+        try:
+            return self.sock.getsockname()
+        except OSError:
+            return None

@@ -1,56 +1,75 @@
 """One request/response cycle as the adapters see it: read the body, send the response in
-whichever shape it has (bytes, file, iterable); must not touch a socket itself (it calls the
-connection's methods, in worker/connection.py) and must not import the worker's process
-module or master."""
+whichever shape it has (bytes, file, iterable, or an http.server class's own bytes); must not
+touch a socket itself (it calls its Connection's methods) and must not import the loop,
+interfaces, master, config or ops.
+
+The worker's half of the keep-alive decision is made here, once per response, in
+`_must_close`; the protocol adds its own rules (RFC 9112 9.3, 9.6) when it writes the head
+and keeps the verdict in `keep_alive`, which the loop then follows.
+"""
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from ..protocol import NEED_DATA, Data, EndOfMessage, Request
+from .errors import BodyTimeout, ClientGone, HandlerTimeout
 from .parts import ResponseParts, error_parts
-from .takeover import TakenSocket
 
 if TYPE_CHECKING:
     from .connection import Connection
+    from .handler_socket import RequestSocket
 
-__all__ = ["ClientGone", "Exchange", "HandlerTimeout"]
+__all__ = ["Adapter", "BodyTimeout", "ClientGone", "Exchange", "ExchangeContext",
+           "HandlerTimeout"]
+
+_SLICE = 1.0  # longest wait for body bytes between two heartbeats
+
+
+class ExchangeContext:
+    """What an exchange needs of its worker, and nothing more: the body-rate settings, the
+    stop flag (set by the worker's signal handler, read where a response head is written),
+    the heartbeat and the clock. One per loop, shared by its exchanges."""
+
+    __slots__ = ("stopping", "header_timeout", "min_body_rate", "on_tick", "clock")
+
+    def __init__(self, header_timeout: float = 10.0, min_body_rate: int = 1024,
+                 on_tick: Callable[[float], None] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.stopping = False
+        self.header_timeout = header_timeout
+        self.min_body_rate = min_body_rate
+        self.on_tick = on_tick
+        self.clock = clock
 
 
 def _title(name: str) -> str:
     return "-".join(part.capitalize() for part in name.split("-"))
 
 
-class ClientGone(Exception):
-    """The client closed or stopped reading; nothing more can be sent on this connection."""
-
-
-class HandlerTimeout(BaseException):
-    """Raised inside a handler that ran past --timeout (a BaseException, so that a handler's
-    own `except Exception` cannot swallow it)."""
-
-
 class Exchange:
-    """A request in flight on one connection."""
+    """A request in flight on one connection. `close` is the loop's policy for this request
+    (--keep-alive 0, the last of --max-keepalive-requests); adapters may set it too."""
 
-    __slots__ = ("conn", "request", "close", "started", "status", "bytes_sent", "start",
+    __slots__ = ("conn", "request", "ctx", "close", "started", "status", "bytes_sent", "start",
                  "_continue_sent", "_body_done", "_body_bytes", "_last_beat")
 
-    def __init__(self, conn: Connection, request: Request, close: bool) -> None:
+    def __init__(self, conn: Connection, request: Request, ctx: ExchangeContext,
+                 close: bool = False) -> None:
         self.conn = conn
         self.request = request
+        self.ctx = ctx
         self.close = close
         self.started = False
         self.status = 0
         self.bytes_sent = 0
-        self.start = time.monotonic()
+        self.start = self._last_beat = ctx.clock()
         self._continue_sent = False
         self._body_done = False  # even a bodiless request ends with EndOfMessage
         self._body_bytes = 0
-        self._last_beat = self.start
 
     @property
     def peer(self) -> object:
@@ -64,36 +83,22 @@ class Exchange:
     @property
     def stopping(self) -> bool:
         """The worker was asked to stop: a long stream should end soon."""
-        return bool(self.conn.loop.stopping)
+        return self.ctx.stopping
 
     def beat(self) -> None:
-        """A long response is making progress: refresh the worker's heartbeat (at most once a
+        """The request is making progress: refresh the worker's heartbeat (at most once a
         second), so that the master does not take a streaming worker for a stuck one."""
-        now = time.monotonic()
+        ctx = self.ctx
+        now = ctx.clock()
         if now - self._last_beat >= 1.0:
             self._last_beat = now
-            tick = self.conn.loop.on_tick
-            if tick is not None:
-                tick(now)
+            if ctx.on_tick is not None:
+                ctx.on_tick(now)
 
     def client_closed(self) -> bool:
         """True once the client has closed its side (or reset the connection); anything it
         sent meanwhile is dropped, so only call this on a response that ends the connection."""
         return self.conn.recv_nowait() == b""
-
-    def takeover(self) -> TakenSocket:
-        """Hand the whole connection to the adapter (http.server handler classes): returns a
-        socket-like object that first replays this request's head and any bytes already
-        buffered, and the worker loop forgets the connection. The head is rebuilt from the
-        parsed request, so field names arrive in Title-Case."""
-        request = self.request
-        lines = [request.request_line]
-        lines += [f"{_title(name)}: {value}" for name, value in request.headers]
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        self.started = True
-        self._body_done = True
-        return TakenSocket(self.conn, head + self.conn.detach(), self.beat,
-                           lambda: self.stopping)
 
     # -- request body --------------------------------------------------------------------
     def read_chunk(self) -> bytes:
@@ -101,11 +106,14 @@ class Exchange:
 
         Sends 100 Continue the first time the body is asked for (RFC 9110 10.1.1), and
         enforces the minimum body rate: a body must keep arriving at --min-body-rate bytes/s
-        after a grace of --header-timeout seconds, or TimeoutError ends the request (408).
+        after a grace of --header-timeout seconds, or BodyTimeout ends the request (408).
+        While the body keeps to that rate the heartbeat goes on: the worker is waiting on a
+        client, not stuck.
         """
         if self._body_done:
             return b""
-        proto = self.conn.proto
+        conn = self.conn
+        proto = conn.proto
         while True:
             event = proto.next_event()
             if type(event) is Data:
@@ -114,21 +122,23 @@ class Exchange:
             if isinstance(event, EndOfMessage):
                 self._body_done = True
                 return b""
-            if event is NEED_DATA:
-                if self.request.expect_continue and not self._continue_sent and not self.started:
-                    self._continue_sent = True
-                    self.conn.send_all(proto.informational_response(100))
-                self.conn.fill(self._body_deadline() - time.monotonic())
-                continue
-            self._body_done = True  # PAUSED or anything else: the body is over
-            return b""
+            if event is not NEED_DATA:
+                self._body_done = True  # PAUSED or anything else: the body is over
+                return b""
+            if self.request.expect_continue and not self._continue_sent and not self.started:
+                self._continue_sent = True
+                conn.send_all(proto.informational_response(100))
+            left = self._body_deadline() - self.ctx.clock()
+            if left <= 0:
+                raise BodyTimeout("request body not received in time")
+            conn.fill(left if left < _SLICE else _SLICE)
+            self.beat()
 
     def _body_deadline(self) -> float:
-        # the settings are read here, not copied into every exchange: few requests have a body
-        options = self.conn.loop.options
-        allowance = options.header_timeout
-        if options.min_body_rate > 0:
-            allowance += self._body_bytes / options.min_body_rate
+        ctx = self.ctx
+        allowance = ctx.header_timeout
+        if ctx.min_body_rate > 0:
+            allowance += self._body_bytes / ctx.min_body_rate
         else:
             allowance = max(allowance, 3600.0)
         return self.start + allowance
@@ -158,28 +168,35 @@ class Exchange:
             elif type(event) is not Data:
                 return
 
+    # -- the keep-alive decision ------------------------------------------------------------
+    def _must_close(self, asked: bool) -> bool:
+        """The worker's half of the keep-alive decision, made as the response head is written:
+        the adapter's wish (`asked`), the loop's policy for this request (`close`), a stop
+        asked meanwhile, or a body left unread that has not all arrived (it cannot be skipped
+        without waiting for the client, so the response says close)."""
+        if not self._body_done:
+            if self.conn.proto.body_done():
+                self._body_done = True
+            else:
+                self.discard_body()
+        return asked or self.close or self.ctx.stopping or not self._body_done
+
     # -- response ------------------------------------------------------------------------
     def respond(self, parts: ResponseParts) -> None:
         """Send a finished response: bytes in one send, a file by sendfile, else streamed.
         An adapter's last act: on a connection that closes after it, the loop's close
         follows at once and carries the response's tail (Connection.send_all, `last`)."""
         body = parts.body
-        if not self._body_done:
-            if self.conn.proto.body_done():
-                self._body_done = True
-            else:
-                self.discard_body()
-        # a body left unread that has not all arrived can't be skipped without waiting for
-        # the client: say so in this response and close after it
-        close = self.close or parts.close or not self._body_done
+        close = self._must_close(parts.close)
         self.status = parts.status
         conn = self.conn
         if type(body) is bytes:
-            data = conn.proto.simple_response(parts.status, parts.headers, body, close=close,
-                                              trusted=parts.trusted)
+            proto = conn.proto
+            data = proto.simple_response(parts.status, parts.headers, body, close=close,
+                                         trusted=parts.trusted)
             self.started = True  # only now: a refused head can still become a 500
             self.bytes_sent = len(data)
-            conn.send_all(data, last=not conn.proto.keep_alive)
+            conn.send_all(data, last=not proto.keep_alive)
             return
         push = getattr(body, "__forkhttpd_push__", None)
         if push is not None:  # a body that drives the connection itself (SSE)
@@ -234,11 +251,9 @@ class Exchange:
               first: bytes = b"", trusted: bytes = b"") -> None:
         """Send the response head, with the first piece of the body in the same send
         (`trusted`: the server's own pre-encoded field lines, see ResponseParts)."""
-        if not self._body_done:
-            self.discard_body()
+        close = self._must_close(close)
         self.status = status
         proto = self.conn.proto
-        close = self.close or close or not self._body_done
         data = proto.start_response(status, headers, content_length, close=close,
                                     trusted=trusted)
         self.started = True
@@ -271,3 +286,51 @@ class Exchange:
             self.respond(error_parts(200, "ok"))
         else:
             self.respond_error(503, "stopping", close=True)
+
+    # -- a response an http.server handler class writes itself ------------------------------
+    def as_socket(self) -> RequestSocket:
+        """This one request as a socket-like object for an http.server handler class: reading
+        gives the request head (rebuilt from the parsed request, so field names arrive in
+        Title-Case), then the body as forkhttpd frames it, then end of stream; writing sends
+        the class's bytes as they are. Call `end_raw` once the class is done. Expect is left
+        out: forkhttpd sends 100 Continue itself when the class first reads the body."""
+        from .handler_socket import RequestSocket  # only handler-class workers need it
+
+        request = self.request
+        lines = [request.request_line]
+        lines += [f"{_title(name)}: {value}" for name, value in request.headers
+                  if name != "expect"]
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        return RequestSocket(self, head)
+
+    def closing(self) -> bool:
+        """Whether the worker already knows this response ends the connection (a class adds
+        Connection: close to its head then)."""
+        return self.close or self.ctx.stopping
+
+    def send_raw(self, data: bytes) -> None:
+        """Send bytes a handler class framed itself (its status is read from its status
+        line, for the access log and the counters)."""
+        if self.status < 200 and data[:5] == b"HTTP/":
+            code = data[9:12]
+            if code.isdigit():
+                self.status = int(code)
+        self.started = True
+        self.conn.send_all(data)
+        self.bytes_sent += len(data)
+        self.beat()
+
+    def end_raw(self, keep_alive: bool) -> None:
+        """A handler class has written its whole response and wants the connection kept
+        (`keep_alive`, its own close_connection's opposite): the protocol ends its side of
+        the cycle, with its keep-alive rules applied as if it had framed the response."""
+        close = self._must_close(not keep_alive)
+        status = self.status
+        proto = self.conn.proto
+        # The bytes on the wire are the class's; these calls only move the protocol's state.
+        proto.start_response(status if 200 <= status <= 599 else 200, [], 0, close=close)
+        proto.end_response()
+
+
+Adapter = Callable[[Exchange], None]
+"""An app as the worker runs it: answer one exchange (interfaces/ builds these)."""

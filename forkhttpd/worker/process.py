@@ -1,5 +1,5 @@
 """One worker process after fork: signals, title, heartbeat, self-recycling, then the
-connection loop; must not import master or config (and never forks or kills).
+connection loop; must not import interfaces, master, config or ops (and never forks or kills).
 
 A worker never returns to its caller's code: `run_worker` ends the process with os._exit.
 """
@@ -17,13 +17,13 @@ from typing import Any
 
 from setproctitle import setproctitle
 
-from ..interfaces import Adapter
 from ..protocol import Limits
 from ..runtime import logs
 from ..runtime import scoreboard as heartbeat
 from ..runtime.scoreboard import Meter, Slot
 from ..runtime.signals import reset_signals
-from .exchange import Exchange, HandlerTimeout
+from .errors import HandlerTimeout
+from .exchange import Adapter, Exchange
 from .loop import ServeLoop, ServeOptions
 
 __all__ = ["run_worker", "serve_options"]
@@ -89,11 +89,9 @@ class _Worker:
     # -- signals: record and wake, nothing more (except the handler timeout) --------------
     def on_term(self, signum: int, frame: FrameType | None) -> None:
         # Graceful: stop accepting (after taking the backlog), finish what is in flight.
-        # The response in flight says Connection: close, so its client moves elsewhere.
-        self.loop.stopping = True
-        current = self.loop.current
-        if current is not None and not current.started:
-            current.close = True
+        # Only a flag: the loop and the exchange read it (a response head not yet written
+        # says Connection: close, so its client moves elsewhere).
+        self.loop.stop()
         self._wake()
 
     def on_quit(self, signum: int, frame: FrameType | None) -> None:
@@ -175,7 +173,7 @@ class _Worker:
                                    self.settings.max_rss)
             self.leaving = "rss"
             self.slot.set_exit_reason(heartbeat.EXIT_REASONS.index("rss"))
-            self.loop.stopping = True
+            self.loop.stop()
             self._wake()
         return resident
 

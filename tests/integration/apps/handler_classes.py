@@ -38,3 +38,18 @@ class EchoHandler(BaseHTTPRequestHandler):
 # SimpleHTTPRequestHandler given its directory, the way http.server's own main() does it
 site_files = functools.partial(SimpleHTTPRequestHandler,
                                directory=os.path.join(os.path.dirname(__file__), "site"))
+
+
+class ChunkedEchoHandler(EchoHandler):
+    """Reads a chunked request body itself, as http.server leaves that to the class."""
+
+    def do_POST(self) -> None:  # noqa: N802
+        data = b""
+        while True:
+            size = int(self.rfile.readline().split(b";")[0], 16)
+            if size == 0:
+                self.rfile.readline()
+                break
+            data += self.rfile.read(size)
+            self.rfile.readline()
+        self._send(200, {"method": "POST", "path": self.path, "data": data.decode()})
