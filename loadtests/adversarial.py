@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from loadtests.servers import REPO_ROOT, ServerProcess, free_port
@@ -94,7 +94,8 @@ def nofile(limit: int | None) -> Iterator[None]:
 class Attack:
     name: str
     run: Callable[[int], dict[str, Any]]
-    extra: tuple[str, ...] = ()
+    #: extra arguments per server (each server's own defence against the attack)
+    extra: dict[str, tuple[str, ...]] = field(default_factory=dict)
     nofile: int | None = None
     servers: tuple[str, ...] = ("forkhttpd", "gunicorn")
 
@@ -139,7 +140,8 @@ ATTACKS = [
            lambda port: attacks.forking_handler(port, 4.0)),
     Attack("handlers that hang (2)", lambda port: attacks.hanging_handler(port, 2, 6.0)),
     Attack("handler leaking 30 MiB a request (x6)",
-           lambda port: attacks.leaking_handler(port, 6, 30)),
+           lambda port: attacks.leaking_handler(port, 6, 30),
+           extra={"forkhttpd": ("--max-rss", "50"), "gunicorn": ("--max-requests", "2")}),
     Attack("descriptor exhaustion (nofile 128, 300 held)",
            lambda port: attacks.held_connections(port, 300, 2.5), nofile=128),
     Attack("400 KB body at 100 KB/s", upload_at_rate),
@@ -148,7 +150,7 @@ ATTACKS = [
 
 def run_one(server: str, attack: Attack, site: str, log_dir: str) -> dict[str, Any]:
     port = free_port()
-    command = COMMANDS[server](port, site, list(attack.extra))
+    command = COMMANDS[server](port, site, list(attack.extra.get(server, ())))
     process = ServerProcess(server, command, port, cwd=APPS, log_dir=log_dir)
     with nofile(attack.nofile):
         process.launch()
@@ -173,7 +175,8 @@ def run_one(server: str, attack: Attack, site: str, log_dir: str) -> dict[str, A
 
 
 def describe(seen: dict[str, Any]) -> str:
-    return "; ".join(f"{key}: {value}" for key, value in seen.items())
+    return "; ".join(f"{key}: {round(value, 2) if isinstance(value, float) else value}"
+                     for key, value in seen.items())
 
 
 def table(rows: list[dict[str, Any]]) -> str:
