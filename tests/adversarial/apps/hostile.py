@@ -9,6 +9,7 @@ a small answer, a body reader, a large streamed body, and handlers that fork, ha
 /hang           sleeps for an hour (until the server's --timeout ends the worker)
 /leak?mib=N     keeps N MiB (default 20) for the life of the worker
 /pid            the worker's process id
+/echo/...       the path as the application got it (PEP 3333: latin-1), as bytes
 """
 
 from __future__ import annotations
@@ -64,6 +65,10 @@ def app(environ: dict[str, Any],
     if path == "/leak":
         _LEAK.append(b"L" * (int(_number(environ, "mib", 20)) << 20))
         body = b"%d\n" % len(_LEAK)
+        start_response("200 OK", plain + [("Content-Length", str(len(body)))])
+        return [body]
+    if path.startswith("/echo/"):
+        body = path.encode("latin-1") + b"\n"
         start_response("200 OK", plain + [("Content-Length", str(len(body)))])
         return [body]
     if path == "/pid":
