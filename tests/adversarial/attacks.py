@@ -239,26 +239,30 @@ def never_read(port: int, connections: int = 2, seconds: float = 3.0,
 
 
 def held_connections(port: int, connections: int = 300, seconds: float = 3.0) -> dict[str, Any]:
-    """Open many connections, send nothing, hold them; count those the server closed."""
-    closed = 0
+    """Open many connections, send nothing, hold them for up to `seconds` (less once the
+    server has closed every one); count those the server closed."""
+    closed: set[int] = set()
     with held([]) as socks:
         for _ in range(connections):
             try:
                 socks.append(connect(port, 2.0))
             except OSError:
                 break
-        opened = len(socks)
-        time.sleep(seconds)
-        for sock in socks:
-            sock.settimeout(0.01)
-            try:
-                if sock.recv(1) == b"":
-                    closed += 1
-            except TimeoutError:
-                pass
-            except OSError:
-                closed += 1
-    return {"opened": opened, "closed by the server": closed}
+        deadline = time.monotonic() + seconds
+        while len(closed) < len(socks) and time.monotonic() < deadline:
+            time.sleep(0.25)
+            for index, sock in enumerate(socks):
+                if index in closed:
+                    continue
+                sock.settimeout(0.001)
+                try:
+                    if sock.recv(65536) == b"":
+                        closed.add(index)
+                except TimeoutError:
+                    pass
+                except OSError:
+                    closed.add(index)
+        return {"opened": len(socks), "closed by the server": len(closed)}
 
 
 HUGE = b"9" * 5000

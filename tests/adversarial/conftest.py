@@ -52,9 +52,11 @@ class Hostile:
     def warm_up(self) -> None:
         """Serve a few requests (both workers load what a request needs), then record the
         workers' descriptors and memory as the baseline."""
-        assert wait_until(lambda: len(self.server.worker_pids()) == 2, timeout=10)
         report = probe_after(self.port, count=8)
         assert report.all_ok, report.failures
+        # a worker replaced by the previous attack may still be on its way out
+        assert wait_until(lambda: len(workers_usage(self.server)) == 2, timeout=10), \
+            workers_usage(self.server)
         self.baseline = workers_usage(self.server)
         assert len(self.baseline) == 2, self.baseline
 
@@ -84,7 +86,8 @@ class Hostile:
         return self.server.stderr
 
 
-def _start(directory: Path, *extra: str, **kwargs: Any) -> Server:
+def start_server(directory: Path, *extra: str, **kwargs: Any) -> Server:
+    """forkhttpd with SETTINGS (and `extra`), serving hostile.py and a small static site."""
     site = directory / "site"
     site.mkdir(exist_ok=True)
     (site / "f.txt").write_bytes(bytes(range(256)) * 4)
@@ -104,7 +107,7 @@ def hostile(tmp_path: Path) -> Iterator[Callable[..., Hostile]]:
     started: list[Server] = []
 
     def start(*extra: str, **kwargs: Any) -> Hostile:
-        server = _start(tmp_path, *extra, **kwargs)
+        server = start_server(tmp_path, *extra, **kwargs)
         started.append(server)
         attacked = Hostile(server)
         attacked.warm_up()
@@ -117,7 +120,7 @@ def hostile(tmp_path: Path) -> Iterator[Callable[..., Hostile]]:
 
 @pytest.fixture(scope="module")
 def _module_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    server = _start(tmp_path_factory.mktemp("shared"))
+    server = start_server(tmp_path_factory.mktemp("shared"))
     yield server
     server.stop()
 

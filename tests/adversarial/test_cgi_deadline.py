@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from integration.harness import wait_until
+from integration.harness import Server, wait_until
 
 from .attacks import Probe, one_request, probe_after
-from .conftest import Hostile
-
-Start = Callable[..., Hostile]
+from .conftest import Hostile, start_server
 
 SCRIPTS = {
     # exits at once, but `sleep &` inherited stdout: the output never reaches EOF
@@ -38,31 +36,46 @@ def alive(pid: int) -> bool:
         return False
 
 
-def children(tmp_path: Path) -> list[int]:
-    """The background children the scripts started (their PIDs, in order)."""
-    return [int(line) for line in (tmp_path / "children").read_text().split()]
-
-
-@pytest.fixture
-def cgi_dir(tmp_path: Path) -> Path:
-    directory = tmp_path / "cgi-bin"
+@pytest.fixture(scope="module")
+def cgi_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Path]]:
+    """One server for the module, --cgi-timeout 1; the scripts append their children's PIDs
+    to a file, returned beside the server."""
+    work = tmp_path_factory.mktemp("cgi")
+    pids = work / "children"
+    pids.write_text("")
+    directory = work / "cgi-bin"
     directory.mkdir()
     for name, text in SCRIPTS.items():
         path = directory / name
-        path.write_text("#!/bin/sh\n" + text.replace("PID_FILE", str(tmp_path / "children")))
+        path.write_text("#!/bin/sh\n" + text.replace("PID_FILE", str(pids)))
         path.chmod(0o755)
-    return directory
+    server = start_server(work, "--cgi-dir", f"/cgi-bin={directory}", "--cgi-timeout", "1")
+    yield server, pids
+    server.stop()
+
+
+@pytest.fixture
+def cgi(cgi_server: tuple[Server, Path]) -> tuple[Hostile, Path]:
+    server, pids = cgi_server
+    attacked = Hostile(server)
+    attacked.warm_up()
+    return attacked, pids
+
+
+def started_children(pids: Path) -> list[int]:
+    """The background children the scripts started so far (their PIDs, in order)."""
+    return [int(line) for line in pids.read_text().split()]
 
 
 @pytest.mark.parametrize("script", ["background.sh", "waits.sh"])
-def test_group_killed_at_the_cgi_timeout(hostile: Start, cgi_dir: Path, tmp_path: Path,
-                                         script: str) -> None:
-    server = hostile("--cgi-dir", f"/cgi-bin={cgi_dir}", "--cgi-timeout", "1")
+def test_group_killed_at_the_cgi_timeout(cgi: tuple[Hostile, Path], script: str) -> None:
+    server, pids = cgi
+    known = len(started_children(pids))
     with Probe(server.port) as probe:
         status, took = one_request(server.port, f"/cgi-bin/{script}", timeout=10)
-    assert status == 504, (status, took)  # at --cgi-timeout, not 503 at --timeout (4 s)
+    assert status == 504, (status, took)  # at --cgi-timeout, not 503 at --timeout
     assert took < 2.5, took  # --timeout is 3 s
-    [child] = children(tmp_path)
+    [child] = started_children(pids)[known:]
     assert wait_until(lambda: not alive(child), timeout=3), f"child {child} outlived its group"
     assert probe.report.all_ok, probe.report.failures
     assert server.same_workers(), "the worker was replaced"
@@ -71,22 +84,22 @@ def test_group_killed_at_the_cgi_timeout(hostile: Start, cgi_dir: Path, tmp_path
     server.recovered()
 
 
-def test_a_detached_child_does_not_delay_the_answer(hostile: Start, cgi_dir: Path) -> None:
-    server = hostile("--cgi-dir", f"/cgi-bin={cgi_dir}", "--cgi-timeout", "5")
+def test_a_detached_child_does_not_delay_the_answer(cgi: tuple[Hostile, Path]) -> None:
+    server, _ = cgi
     started = time.monotonic()
     status, _ = one_request(server.port, "/cgi-bin/detached.sh")
     assert status == 200
-    assert time.monotonic() - started < 2.5
+    assert time.monotonic() - started < 0.9  # well before --cgi-timeout (1 s)
     assert server.same_workers()
 
 
-def test_no_program_of_a_killed_group_is_left(hostile: Start, cgi_dir: Path,
-                                              tmp_path: Path) -> None:
-    # several timed-out requests in a row: each group is gone before the next answer
-    server = hostile("--cgi-dir", f"/cgi-bin={cgi_dir}", "--cgi-timeout", "0.5")
+def test_no_program_of_a_killed_group_is_left(cgi: tuple[Hostile, Path]) -> None:
+    # several timed-out requests in a row: each group is gone, and the worker serves on
+    server, pids = cgi
+    known = len(started_children(pids))
     for _ in range(3):
         assert one_request(server.port, "/cgi-bin/background.sh")[0] == 504
-    started = children(tmp_path)
+    started = started_children(pids)[known:]
     assert len(started) == 3 and os.getpid() not in started
     assert wait_until(lambda: not any(alive(pid) for pid in started), timeout=3)
     assert server.same_workers()
