@@ -138,7 +138,7 @@ ATTACKS = [
                port, attacks.RANGE_HEADS, rounds=150).items()}, servers=("forkhttpd",)),
     Attack("handler forks a child holding the socket",
            lambda port: attacks.forking_handler(port, 4.0)),
-    Attack("handlers that hang (2)", lambda port: attacks.hanging_handler(port, 2, 6.0)),
+    Attack("handlers that hang (2)", lambda port: attacks.hanging_handler(port, 2, 8.0)),
     Attack("handler leaking 30 MiB a request (x6)",
            lambda port: attacks.leaking_handler(port, 6, 30),
            extra={"forkhttpd": ("--max-rss", "50"), "gunicorn": ("--max-requests", "2")}),
