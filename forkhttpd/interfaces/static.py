@@ -137,8 +137,8 @@ def _not_modified(headers: Any, etag: str, mtime: float) -> bool:
 # [0-9], not \d: the header is latin-1 text and only ASCII digits are digits here
 _RANGE = re.compile(r"bytes[ \t]*=[ \t]*([0-9]*)[ \t]*-[ \t]*([0-9]*)[ \t]*", re.IGNORECASE)
 # A position with more significant digits than this lies past the end of any file (2**63
-# has 19), so it is compared as text and never handed to int(), which refuses strings
-# over 4,300 digits (a 500, and the opened file was leaked with it)
+# has 19), so it is compared as text and never handed to int(), which raises ValueError
+# for strings over 4,300 digits and takes quadratic time below that
 _MAX_POSITION_DIGITS = 18
 
 
