@@ -1,6 +1,7 @@
 """Run the hostile-client suite's attacks (tests/adversarial/attacks.py) against forkhttpd and
 gunicorn (sync worker), both serving tests/adversarial/apps/hostile.py with 2 workers and the
-same deadlines, and print what the measuring client saw per attack as a Markdown table.
+same deadlines, and print what the measuring client saw per attack as a Markdown table; must
+not import forkhttpd (both servers are measured from outside, the same way).
 
     python -m loadtests.adversarial                 # every attack, both servers
     python -m loadtests.adversarial --attack slowloris-heads --server forkhttpd

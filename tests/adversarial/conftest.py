@@ -1,6 +1,7 @@
 """Fixtures of the hostile-client suite: a real forkhttpd (tests/integration/harness.py) serving
 tests/adversarial/apps/hostile.py with short deadlines, and the per-worker descriptor and
-memory readings each test compares before and after its attack."""
+memory readings each test compares before and after its attack; must not import forkhttpd
+(the server is only ever a process on a socket here)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """The WSGI application the hostile-client suite attacks, in forkhttpd and in gunicorn alike:
-a small answer, a body reader, a large streamed body, and handlers that fork, hang and leak.
+a small answer, a body reader, a large streamed body, and handlers that fork, hang and leak;
+must not import forkhttpd (gunicorn serves it unchanged).
 
 /p              "ok" (what the measuring client asks for)
 /body           reads the whole request body, answers its length
