@@ -5,10 +5,10 @@ does, without a shell).
 Only executable regular files inside DIR run (the same path rules as static files: anything
 that could leave DIR, and dot files, are a 404). The script gets the RFC 3875 meta-variables
 (and no Proxy header: "httpoxy"), the request body on stdin, its directory as working
-directory, and --cgi-timeout seconds (then it is killed: 504). Its stderr goes to the error
-log. Its output's Status, Location and Content-Type fields shape the response; a Location
-path (no scheme) is a local redirect, answered as a GET of that path. Output without a
-proper header block is a 502.
+directory, a process group of its own, and --cgi-timeout seconds (then that whole group is
+killed: 504). Its stderr goes to the error log. Its output's Status, Location and
+Content-Type fields shape the response; a Location path (no scheme) is a local redirect,
+answered as a GET of that path. Output without a proper header block is a 502.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import signal
 import stat
 import subprocess
 import time
@@ -38,6 +39,30 @@ _DROP = frozenset({"content-length", "transfer-encoding", "connection", "status"
 _MAX_HEADER_LINES = 100
 _MAX_REDIRECTS = 5
 _depth = [0]  # local redirects in progress (a worker handles one request at a time)
+
+
+# After the group is killed its pipes close at once; a descendant that left the group
+# (setsid) and still holds one is not waited for longer than this
+_KILL_GRACE = 2.0
+
+
+def _stop_group(proc: subprocess.Popen[bytes]) -> bytes:
+    """Kill the program's whole process group and reap the program; its stderr so far.
+
+    Called only before the program was reaped (returncode None), so proc.pid still names
+    it, or its zombie, and the group it leads cannot belong to anyone else."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass  # the group is gone already
+    try:
+        return proc.communicate(timeout=_KILL_GRACE)[1]
+    except subprocess.TimeoutExpired:
+        for pipe in (proc.stdin, proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
+        proc.wait()
+        return b""
 
 
 class CGIError(Exception):
@@ -162,36 +187,44 @@ class CGIDirectory:
 
     def run(self, exchange: Exchange, program: str, env: dict[str, str], body: bytes,
             script_name: str) -> tuple[int, bytes] | None:
-        """Run the program; (exit code, stdout), or None when it ran out of time."""
+        """Run the program; (exit code, stdout), or None when it ran out of time.
+
+        The program leads a process group of its own (a new session), and the deadline
+        covers that whole group: a child it leaves behind holding stdout (`cmd &`) keeps
+        the output open, so it is the group that is killed at the deadline, not only the
+        program, and the answer is a 504 at --cgi-timeout, never a worker stuck on a pipe.
+        """
         try:
             proc = subprocess.Popen([program], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, env=env,
-                                    cwd=os.path.dirname(program))
+                                    cwd=os.path.dirname(program), start_new_session=True)
         except OSError as error:
             log.error("CGI %s: cannot run %s: %s", script_name, program, error)
             return 1, b""
         deadline = time.monotonic() + self.timeout
         data: bytes | None = body
+        finished = False
         try:
             while True:
                 left = deadline - time.monotonic()
+                if left <= 0:
+                    err = _stop_group(proc)
+                    self._log_stderr(script_name, err)
+                    log.error("CGI %s: its process group killed after %.1fs (--cgi-timeout)",
+                              script_name, self.timeout)
+                    return None
                 try:
-                    out, err = proc.communicate(data, timeout=max(0.0, min(1.0, left)))
+                    # communicate() reads until EOF on stdout and stderr: a child that
+                    # inherited them keeps it waiting after the program itself exited
+                    out, err = proc.communicate(data, timeout=min(1.0, left))
+                    finished = True
                     break
                 except subprocess.TimeoutExpired:
-                    data = None
+                    data = None  # a retry continues the same exchange (input already queued)
                     exchange.beat()  # the worker waits on its program, it is not stuck
-                    if time.monotonic() >= deadline:
-                        proc.kill()
-                        _, err = proc.communicate()
-                        self._log_stderr(script_name, err)
-                        log.error("CGI %s: killed after %.1fs (--cgi-timeout)", script_name,
-                                  self.timeout)
-                        return None
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+            if not finished and proc.returncode is None:
+                _stop_group(proc)  # an exception (a signal) while waiting: leave nothing behind
         self._log_stderr(script_name, err)
         return proc.returncode, out
 

@@ -103,7 +103,16 @@ def _etag(st: os.stat_result) -> str:
     return f'"{st.st_mtime_ns:x}-{st.st_size:x}"'
 
 
+# RFC 9110 5.6.7: an HTTP-date is 29 characters (IMF-fixdate; the obsolete forms are
+# shorter than this bound); anything longer is not a date and is not parsed at all
+_MAX_HTTP_DATE = 64
+
+
 def _http_time(text: str) -> float | None:
+    """Seconds since the epoch of an HTTP-date; None (the field is ignored, RFC 9110 13.1.3
+    and 13.1.4) for anything else, however long."""
+    if len(text) > _MAX_HTTP_DATE:
+        return None
     from email.utils import parsedate_to_datetime  # only for conditional requests
 
     try:
@@ -125,30 +134,48 @@ def _not_modified(headers: Any, etag: str, mtime: float) -> bool:
     return False
 
 
-_RANGE = re.compile(r"bytes[ \t]*=[ \t]*(\d*)[ \t]*-[ \t]*(\d*)[ \t]*", re.IGNORECASE)
+# [0-9], not \d: the header is latin-1 text and only ASCII digits are digits here
+_RANGE = re.compile(r"bytes[ \t]*=[ \t]*([0-9]*)[ \t]*-[ \t]*([0-9]*)[ \t]*", re.IGNORECASE)
+# A position with more significant digits than this lies past the end of any file (2**63
+# has 19), so it is compared as text and never handed to int(), which raises ValueError
+# for strings over 4,300 digits and takes quadratic time below that
+_MAX_POSITION_DIGITS = 18
+
+
+def _significant(digits: str) -> str:
+    """1*DIGIT without its leading zeros ("0" stays); "" stays "" (an absent position)."""
+    return (digits.lstrip("0") or "0") if digits else ""
+
+
+def _number(digits: str) -> int | None:
+    """The value of significant digits, or None when it is larger than any file."""
+    return int(digits) if len(digits) <= _MAX_POSITION_DIGITS else None
 
 
 def byte_range(header: str, size: int) -> tuple[int, int] | None | bool:
     """Range header -> (first, last) inclusive; None to ignore it (malformed, or several
-    ranges: RFC 9110 14.2 lets a server send the whole file); False if unsatisfiable."""
+    ranges: RFC 9110 14.2 lets a server send the whole file); False if unsatisfiable.
+    Positions of any length are handled, without int() on more than 18 digits."""
     match = _RANGE.fullmatch(header)
     if match is None:
         return None
-    first, last = match.groups()
+    first, last = _significant(match[1]), _significant(match[2])
     if not first:
         if not last:
             return None
-        suffix = int(last)  # "-N": the last N bytes
-        if suffix == 0 or size == 0:
+        # RFC 9110 14.1.1 suffix-range "-N": the last N bytes, the whole file if N >= size
+        if last == "0" or size == 0:
             return False
-        return max(0, size - suffix), size - 1
-    start = int(first)
-    end = int(last) if last else size - 1
-    if last and end < start:
-        return None  # RFC 9110 14.1.1: an invalid range-spec makes the header invalid
-    if start >= size:
-        return False
-    return start, min(end, size - 1)
+        suffix = _number(last)
+        return (0 if suffix is None or suffix >= size else size - suffix), size - 1
+    if last and (len(last), last) < (len(first), first):
+        return None  # RFC 9110 14.1.1: last < first makes the header invalid: ignore it
+    start = _number(first)
+    if start is None or start >= size:
+        return False  # RFC 9110 14.1.1: first-pos past the end is unsatisfiable (416)
+    end = _number(last) if last else None
+    # RFC 9110 14.1.1: a last-pos past the end (or none) means "to the end"
+    return start, size - 1 if end is None else min(end, size - 1)
 
 
 def _if_range_holds(headers: Any, etag: str, mtime: float) -> bool:
@@ -214,7 +241,14 @@ class StaticFiles:
                 return self._not_found(response)
         except OSError:
             return self._not_found(response)
-        self._file(request, response, path, RawFile(fd), st)
+        handle = RawFile(fd)
+        try:
+            self._file(request, response, path, handle, st)
+        except BaseException:
+            # whatever a request's fields make of the answer, the file is closed: one
+            # descriptor leaked per request is a worker's table gone in ~1,000 requests
+            handle.close()
+            raise
 
     def _file(self, request: Any, response: HttpResponse, path: str, handle: Any,
               st: os.stat_result) -> None:

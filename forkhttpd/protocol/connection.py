@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from .errors import LocalProtocolError, ProtocolError
 from .events import NEED_DATA, PAUSED, ConnectionClosed, EndOfMessage, Event, Headers, Request
-from .grammar import LEADING_CRLF_RE
+from .grammar import LEADING_CRLF_RE, MAX_LEADING_EMPTY_LINES
 from .head import parse_head
 from .limits import DEFAULT_LIMITS, Limits
 from .readers import ChunkedReader, ContentLengthReader, SectionScanner
@@ -59,7 +59,7 @@ class ServerConnection:
 
     __slots__ = ("limits", "request", "request_complete", "keep_alive", "_buf", "_eof",
                  "_state", "_reader", "_scanner", "_error", "_response", "_framing",
-                 "_unsent", "_sent_100", "_max_head", "_head_limits")
+                 "_unsent", "_sent_100", "_max_head", "_head_limits", "_empty_lines")
 
     def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
         self.limits = limits
@@ -83,6 +83,8 @@ class ServerConnection:
         self._sent_100 = False
         #: limits for the requests after the first; see _after_http10()
         self._head_limits = limits
+        #: empty lines skipped before this cycle's request line (bounded, see next_event)
+        self._empty_lines = 0
 
     # ------------------------------------------------------------------ receiving
 
@@ -127,8 +129,15 @@ class ServerConnection:
         if state == _HEAD:
             buf = self._buf
             if buf.startswith(b"\r\n"):
-                # RFC 9112 2.2: a server SHOULD ignore empty lines before a request-line
-                del buf[:LEADING_CRLF_RE.match(buf).end()]  # type: ignore[union-attr]
+                # RFC 9112 2.2: a server SHOULD ignore at least one empty line before a
+                # request-line; a few are skipped, an endless stream of them is refused
+                skipped = LEADING_CRLF_RE.match(buf).end()  # type: ignore[union-attr]
+                del buf[:skipped]
+                self._empty_lines += skipped >> 1
+                if self._empty_lines > MAX_LEADING_EMPTY_LINES:
+                    refusal = ProtocolError(400, "too many empty lines before the request line")
+                    self._fail(refusal)
+                    raise refusal
                 if self._scanner is not None:
                     self._scanner.reset()
             scanner = self._scanner
@@ -409,3 +418,4 @@ class ServerConnection:
         self._framing = _F_NONE
         self._unsent = 0
         self._sent_100 = False
+        self._empty_lines = 0

@@ -50,10 +50,12 @@ _UNRESERVED_SUB = r"A-Za-z0-9\-._~!$&'()*+,;="
 _IP_LITERAL = rf"\[(?:[0-9A-Fa-f:.]+|[vV][0-9A-Fa-f]+\.[{_UNRESERVED_SUB}:]+)\]"
 _REG_NAME = rf"(?:[{_UNRESERVED_SUB}]++|%[0-9A-Fa-f]{{2}})*+"
 URI_HOST = f"(?:{_IP_LITERAL}|{_REG_NAME})"
-#: RFC 9110 7.2: Host = uri-host [ ":" port ]; port = *DIGIT (may be empty)
-HOST_RE = re.compile(f"{URI_HOST}(?::[0-9]*)?")
+#: RFC 9110 7.2: Host = uri-host [ ":" port ]; port = *DIGIT (may be empty). A TCP port
+#: has at most 5 digits: a longer one is no port at all, and would only reach an
+#: application's int() (Python refuses strings over 4,300 digits: a 500) -> 400
+HOST_RE = re.compile(f"{URI_HOST}(?::[0-9]{{0,5}})?")
 #: RFC 9112 3.2.3: authority-form = uri-host ":" port (CONNECT only; port required)
-AUTHORITY_FORM_RE = re.compile(f"{URI_HOST}:[0-9]+")
+AUTHORITY_FORM_RE = re.compile(f"{URI_HOST}:[0-9]{{1,5}}")
 #: RFC 9112 3.2.2 absolute-form: scheme "://" authority path-abempty [ "?" query ]
 ABSOLUTE_FORM_RE = re.compile(r"([A-Za-z][A-Za-z0-9+\-.]*)://([^/?#]*)(.*)", re.DOTALL)
 
@@ -78,6 +80,10 @@ MAX_CHUNK_LINE = 4096
 
 #: RFC 9112 2.2: empty lines (CRLF) before a request-line are ignored
 LEADING_CRLF_RE = re.compile(rb"(?:\r\n)*")
+#: RFC 9112 2.2 asks a server to ignore "at least one" empty line before a request-line
+#: (old clients sent a CRLF after a POST body); more than this many is no client's
+#: mistake, only a way to hold a connection open without ever sending a request -> 400
+MAX_LEADING_EMPTY_LINES = 8
 
 # Response side. Names are validated joined by NUL (a byte no valid name or value
 # contains) so one fullmatch checks every field; framing/connection fields are

@@ -324,10 +324,17 @@ def _transfer_encoding(values: list[str], version: str, content_length: int | No
         # RFC 9112 6.1 / 6.3 item 3: both present is the classic smuggling vector;
         # we reject rather than "TE wins", and never reuse the connection.
         raise ProtocolError(400, "both Transfer-Encoding and Content-Length")
-    codings = [c.strip(_OWS).lower() for v in values for c in v.split(",")]
-    codings = [c for c in codings if c]  # RFC 9110 5.6.1: empty list elements are ignored
-    if not codings:
-        raise ProtocolError(400, "empty Transfer-Encoding")
+    if len(values) > 1:
+        # RFC 9110 5.3 would let a recipient join repeated field lines into one list, but
+        # a front end that reads only the first or the last line frames the body
+        # differently (RFC 9112 11.2, request smuggling): refuse, as h11 and nginx do.
+        raise ProtocolError(400, "more than one Transfer-Encoding field line")
+    codings = [c.strip(_OWS).lower() for c in values[0].split(",")]
+    if "" in codings:
+        # RFC 9110 5.6.1 lets a recipient skip empty list elements; an empty value or
+        # "chunked," / ", chunked" comes from no honest client, and another parser may
+        # skip the element differently or not at all: refuse rather than guess.
+        raise ProtocolError(400, "empty element in Transfer-Encoding")
     if codings.count("chunked") > 1:
         # RFC 9112 6.1: a sender MUST NOT apply chunked more than once
         raise ProtocolError(400, "chunked applied more than once")

@@ -182,6 +182,26 @@ def test_lenient_target_bytes_accepted() -> None:
     assert req.path == '/with_"quotes"/\xc3\xa0'  # raw bytes as latin-1
 
 
+@pytest.mark.parametrize("raw", [b"\x80", b"\xff", b"\xc3\xa9", b"\xe2\x80\xa8"])
+def test_target_bytes_over_0x7f_passed_through(raw: bytes) -> None:
+    # docs/security.md: obs-text in the target cannot frame anything, so it is handed on
+    # byte for byte (latin-1), in the path and in the query, whole and byte by byte
+    data = b"GET /a" + raw + b"?q=" + raw + b" HTTP/1.1\r\nHost: h\r\n\r\n"
+    for pieces in ([data], [data[i:i + 1] for i in range(len(data))]):
+        conn = ServerConnection(Limits())
+        for piece in pieces:
+            conn.receive_data(piece)
+        req = conn.next_event()
+        assert isinstance(req, Request)
+        assert req.path.encode("latin-1") == b"/a" + raw
+        assert req.query.encode("latin-1") == b"q=" + raw
+
+
+@pytest.mark.parametrize("raw", [b"\x7f", b"\x00", b"\x1f"])
+def test_target_control_bytes_are_400(raw: bytes) -> None:
+    reject(b"GET /a" + raw + b" HTTP/1.1\r\nHost: h\r\n\r\n", 400)
+
+
 def test_absolute_form_target_host_wins() -> None:
     # RFC 9112 3.2.2: the authority of an absolute-form target replaces Host
     req = request(b"GET http://localhost:8080/abs?x=y#f HTTP/1.1\r\nHost: other.example\r\n\r\n")
@@ -344,6 +364,28 @@ def test_leading_empty_lines_ignored() -> None:
     assert isinstance(evs[0], ConnectionClosed)
 
 
+def test_leading_empty_lines_are_bounded() -> None:
+    # RFC 9112 2.2 asks for "at least one"; 8 are skipped, the ninth is refused, so that
+    # a stream of CRLFs cannot hold a connection open without ever sending a request
+    assert request(b"\r\n" * 8 + GET).path == "/"
+    reject(b"\r\n" * 9 + GET, 400)
+    reject(b"\r\n" * 100_000, 400)
+
+
+def test_leading_empty_lines_counted_per_request() -> None:
+    conn = ServerConnection(LAX)
+    for _ in range(3):
+        conn.receive_data(b"\r\n" * 8 + GET)
+        assert isinstance(conn.next_event(), Request)
+        assert isinstance(conn.next_event(), EndOfMessage)
+        conn.simple_response(200, [], b"")
+        conn.start_next_cycle()
+
+
+def test_bare_lf_empty_line_before_request_line_is_400() -> None:
+    reject(b"\n" + GET, 400)  # RFC 9112 2.2: we never take a bare LF as a line end
+
+
 # --------------------------------------------------------------------------- Content-Length
 
 def test_content_length_body() -> None:
@@ -417,7 +459,7 @@ def test_chunked_body_and_trailers() -> None:
     assert req.chunked and req.content_length is None
 
 
-@pytest.mark.parametrize("te", [b"Chunked", b"CHUNKED", b"chunked ", b", chunked"])
+@pytest.mark.parametrize("te", [b"Chunked", b"CHUNKED", b"chunked ", b"chunked\t"])
 def test_chunked_name_case_insensitive(te: bytes) -> None:
     assert request(chunked(b"0\r\n\r\n", te)).chunked
 
@@ -440,8 +482,25 @@ def test_bad_transfer_encoding(te: bytes, status: int) -> None:
 def test_transfer_encoding_twice_as_lines() -> None:
     reject(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
            400)
+    # RFC 9110 5.3 would join them; a front end that reads one line frames differently
     reject(b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n",
-           501)
+           400)
+
+
+@pytest.mark.parametrize("lines", [
+    b"Transfer-Encoding: \r\nTransfer-Encoding: chunked\r\n",   # issue 19 item 7
+    b"Transfer-Encoding: chunked\r\nTransfer-Encoding: \r\n",
+    b"Transfer-Encoding: chunked\r\ntransfer-encoding: chunked\r\n",
+])
+def test_more_than_one_transfer_encoding_line_is_400(lines: bytes) -> None:
+    reject(b"POST / HTTP/1.1\r\nHost: h\r\n" + lines + b"\r\n0\r\n\r\n", 400, Limits())
+
+
+@pytest.mark.parametrize("te", [b"chunked,", b", chunked", b"chunked, ", b" , chunked",
+                                b"gzip,,chunked", b",", b""])
+def test_empty_transfer_encoding_element_is_400(te: bytes) -> None:
+    reject(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: " + te
+           + b"\r\n\r\n0\r\n\r\n", 400, Limits())
 
 
 def test_transfer_encoding_on_http10_is_400() -> None:
@@ -564,12 +623,13 @@ def test_two_hosts_always_400() -> None:
 
 
 @pytest.mark.parametrize("host", [b"a b", b"a/b", b"[::1", b"user@h", b"h:80x", b"h:80:81",
-                                  b"%zz", b"h,\tx"])
+                                  b"%zz", b"h,\tx", b"h:123456",
+                                  pytest.param(b"h:" + b"9" * 5000, id="5000-digit-port")])
 def test_invalid_host_is_400(host: bytes) -> None:
     reject(b"GET / HTTP/1.1\r\nHost: " + host + b"\r\n\r\n", 400)  # RFC 9112 3.2 / RFC 3986
 
 
-@pytest.mark.parametrize("host", [b"example.com", b"0.0.0.0=5000", b"[::1]:8080", b"h:",
+@pytest.mark.parametrize("host", [b"example.com", b"0.0.0.0=5000", b"[::1]:8080", b"h:", b"h:65535",
                                   b"", b"xn--bcher-kva.example:443", b"%41b", b"[v1.x]"])
 def test_valid_host_values(host: bytes) -> None:
     assert request(b"GET / HTTP/1.1\r\nHost: " + host + b"\r\n\r\n", Limits()).host == host.decode()
