@@ -12,6 +12,9 @@ then by its own process group), sends warm-up requests (not counted), then for e
 the worker's counters (`callgrind_control -z`), sends the measured requests one after another
 from this process, dumps the counters (`callgrind_control -d`) and divides the instructions
 by the requests. Only the worker is counted: the master, the zygote and the kernel are not.
+What the idle worker spends per second (its timer; measured for 3 s after the warm-up) is
+taken off per second of each measurement: under valgrind a request is slow enough for the
+timer to show, and by how much depends on the machine's load.
 
 Modes: keepalive (one connection, GET /), close (a new connection per GET /, with
 `Connection: close`), upload (POST /upload of --upload-mib MiB on a kept-alive connection, the
@@ -212,15 +215,16 @@ class Measure:
     app: str
     mode: str
     requests: int
-    instructions: int
-    per_request: float
-    note: str = ""
+    instructions: int  # as counted, idle time included
+    per_request: float  # the idle rate times the elapsed time taken off, per request
+    seconds: float
 
 
 @dataclass
 class AppRun:
     app: str
     measures: list[Measure] = field(default_factory=list)
+    idle_per_second: float = 0.0
     error: str = ""
 
 
@@ -234,7 +238,8 @@ def apps_folder(workdir: str) -> str:
 
 
 def measure_app(app: str, modes: Sequence[str], tree: str, workdir: str, requests: int,
-                warmup: int, upload_mib: float, extra: Sequence[str]) -> AppRun:
+                warmup: int, upload_mib: float, extra: Sequence[str],
+                idle_seconds: float = 3.0) -> AppRun:
     target, interface, _needs = APPS[app]
     out_dir = os.path.join(workdir, f"cg-{app}")
     os.makedirs(out_dir, exist_ok=True)
@@ -255,15 +260,29 @@ def measure_app(app: str, modes: Sequence[str], tree: str, workdir: str, request
         client = Client(port)
         for mode in modes:  # every path once before anything is counted
             run_mode(client, mode, warmup if mode in ("keepalive", "close") else 3, upload)
-        for dumps, mode in enumerate(modes, start=1):
+        # What the worker spends per second doing nothing (its timer: heartbeat, clock):
+        # subtracted per second of each measurement, since valgrind makes a request slow
+        # enough for the timer to show, and by how much depends on the machine's load.
+        callgrind_control("-z", worker)
+        idle_started = time.monotonic()
+        time.sleep(idle_seconds)
+        callgrind_control("-d", worker)
+        idle_rate = read_dump(out_dir, worker, 1) / (time.monotonic() - idle_started)
+        run.idle_per_second = idle_rate
+        for dumps, mode in enumerate(modes, start=2):
             count = requests if mode in ("keepalive", "close") else max(3, requests // 50)
             callgrind_control("-z", worker)
+            started = time.monotonic()
             run_mode(client, mode, count, upload)
+            elapsed = time.monotonic() - started
             callgrind_control("-d", worker)
             instructions = read_dump(out_dir, worker, dumps)
-            run.measures.append(Measure(app, mode, count, instructions,
-                                        instructions / count))
-            _log(f"{app} {mode}: {instructions / count / 1000:.1f}k instructions per request")
+            net = instructions - idle_rate * elapsed
+            run.measures.append(Measure(app, mode, count, instructions, net / count,
+                                        elapsed))
+            _log(f"{app} {mode}: {net / count / 1000:.1f}k instructions per request "
+                 f"({instructions / count / 1000:.1f}k before the idle "
+                 f"{idle_rate * elapsed / count / 1000:.1f}k)")
     except (RuntimeError, OSError, subprocess.TimeoutExpired) as error:
         run.error = str(error).splitlines()[0][:200]
         _log(f"{app}: {error}")
@@ -348,8 +367,10 @@ def main(argv: list[str] | None = None) -> int:
                 skipped[name] = f"{needs} is not installed (pip install {needs})"
                 continue
             _log(f"{name}: starting forkhttpd under callgrind (tree {tree})")
-            runs.append(measure_app(name, modes, tree, workdir, args.requests, args.warmup,
-                                    args.upload_mib, args.server_arg))
+            # the native app serves the hello world only (upload, big and stream are WSGI's)
+            app_modes = [m for m in modes if name != "native" or m in ("keepalive", "close")]
+            runs.append(measure_app(name, app_modes, tree, workdir, args.requests,
+                                    args.warmup, args.upload_mib, args.server_arg))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print()

@@ -21,7 +21,7 @@ from urllib.parse import unquote_to_bytes
 
 from ..protocol import LocalProtocolError
 from ..worker.exchange import Exchange
-from ..worker.parts import FileSlice, ResponseParts, ServerFields
+from ..worker.parts import FileSlice, ResponseParts, ServerFields, trusted_fields
 
 __all__ = ["ErrorStream", "FileWrapper", "InputStream", "wsgi_adapter"]
 
@@ -179,6 +179,10 @@ class FileWrapper:
 
 _STATUS_MEMO: dict[str, int] = {}
 _ENVIRON_KEYS: dict[str, str | None] = {}  # request field name -> environ key (None: left out)
+# an application's response fields -> (fields to send, close, Content-Length, which of
+# Server and Date the server adds): most applications send the same few field lists
+_FIELDS_MEMO: dict[tuple[tuple[str, str], ...], tuple[list[tuple[str, str]], bool, int | None,
+                                                      tuple[bool, bool]]] = {}
 _MEMO_LIMIT = 512  # entries per memo; a memo that fills up starts over
 
 
@@ -213,6 +217,7 @@ def reset_memos() -> None:
     """Forget the remembered status lines, environ keys and connection addresses (tests)."""
     _STATUS_MEMO.clear()
     _ENVIRON_KEYS.clear()
+    _FIELDS_MEMO.clear()
     WSGI_FIELDS.reset()
     _addresses[:] = [None, None]
 
@@ -338,14 +343,28 @@ class _Response:
         elif self.status:
             raise AssertionError("start_response() called twice without exc_info")
         code = _status(status)
-        own = WSGI_FIELDS.split(headers)
-        length: int | None = None
-        if own.length is not None:
-            if not own.length.strip().isdigit():
-                raise ValueError(f"invalid Content-Length {own.length!r} from the application")
-            length = int(own.length)
-        self.status, self.headers, self.length, self.close = code, own.headers, length, own.close
-        self.trusted = own.trusted
+        try:
+            key: tuple[tuple[str, str], ...] | None = tuple(headers)
+            known = _FIELDS_MEMO.get(key)  # type: ignore[arg-type]
+        except TypeError:  # an unhashable value: not PEP 3333, but let the checks say so
+            key = known = None
+        if known is None:
+            own = WSGI_FIELDS.split(headers)
+            length: int | None = None
+            if own.length is not None:
+                if not own.length.strip().isdigit():
+                    raise ValueError(
+                        f"invalid Content-Length {own.length!r} from the application")
+                length = int(own.length)
+            known = (own.headers, own.close, length, own.trusted_wanted)
+            if key is not None:
+                if len(_FIELDS_MEMO) >= _MEMO_LIMIT:
+                    _FIELDS_MEMO.clear()
+                _FIELDS_MEMO[key] = known
+        # the memo's field list is shared by the responses that hit it: nothing downstream
+        # changes a ResponseParts' headers
+        self.status, self.headers, self.length, self.close = code, known[0], known[2], known[1]
+        self.trusted = trusted_fields(*known[3])
         return self.write
 
     def _begin(self, first: bytes, length: int | None) -> None:

@@ -132,18 +132,25 @@ _KIND_MEMO_LIMIT = 512  # distinct field names remembered per interface; then st
 class OwnFields:
     """An application's fields once the server has taken its own: `headers` to send as
     they are, `close` if the application asked for the connection's close, `trusted` (the
-    server's Date and Server lines the application did not set), `length` (the last
+    server's Date and Server lines the application did not set, built when asked: a caller
+    may remember `trusted_wanted` and build them per response), `length` (the last
     Content-Length value, or the first one that is not a number) and `has_type`."""
 
-    __slots__ = ("headers", "close", "trusted", "length", "has_type")
+    __slots__ = ("headers", "close", "trusted_wanted", "length", "has_type")
 
-    def __init__(self, headers: list[tuple[str, str]], close: bool, trusted: bytes,
-                 length: str | None, has_type: bool) -> None:
+    def __init__(self, headers: list[tuple[str, str]], close: bool,
+                 trusted_wanted: tuple[bool, bool], length: str | None,
+                 has_type: bool) -> None:
         self.headers = headers
         self.close = close
-        self.trusted = trusted
+        self.trusted_wanted = trusted_wanted  # (Server, Date): trusted_fields' arguments
         self.length = length
         self.has_type = has_type
+
+    @property
+    def trusted(self) -> bytes:
+        """The server's Date and Server lines that the application left to it."""
+        return trusted_fields(*self.trusted_wanted)
 
 
 class ServerFields:
@@ -205,8 +212,7 @@ class ServerFields:
                     has_server = True
                 else:
                     has_type = True
-        return OwnFields(headers, close, trusted_fields(not has_server, not has_date),
-                         length, has_type)
+        return OwnFields(headers, close, (not has_server, not has_date), length, has_type)
 
     def reset(self) -> None:
         """Forget the remembered field names (tests)."""
