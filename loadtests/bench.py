@@ -54,6 +54,7 @@ HELLO = b"Hello, world!"
 STATIC_URL = "/static/big-1mib.bin"
 SCENARIOS = ("close", "keepalive", "static", "probe", "rss")
 SERVER_FAMILIES = ("forkhttpd", "gunicorn", "nginx")
+APP_SCENARIOS = ("close", "keepalive", "upload", "big", "stream")  # with --apps
 NODELAY_SUSPECT_MS = 30.0  # a keep-alive p50 above this smells of Nagle + delayed ACK (~40 ms)
 
 
@@ -586,7 +587,16 @@ def main(argv: list[str] | None = None) -> int:
                              "and/or servers (forkhttpd,gunicorn,nginx or an exact name)")
     parser.add_argument("--json", default=None, help="Where to write the JSON results "
                         "(default loadtests/results/bench-<timestamp>.json)")
+    parser.add_argument("--apps", default=None,
+                        help="Comma-separated WSGI apps (wsgi,flask,django): compare forkhttpd "
+                             "with gunicorn, uWSGI, bjoern, granian and nginx's return 200 on "
+                             "them instead of the default run; --only then takes "
+                             f"{','.join(APP_SCENARIOS)} and/or server names")
     args = parser.parse_args(argv)
+    if args.apps:
+        from loadtests.bench_apps import run_apps
+
+        return run_apps(args)
     rounds = args.rounds or (1 if args.quick else 3)
     duration = args.duration or (2.0 if args.quick else 3.0)
     probe_seconds = 2.0 if args.quick else 4.0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -52,13 +53,21 @@ def http_request(port: int, path: str = "/", method: str = "GET", timeout: float
             f"Content-Length: {len(body)}\r\n\r\n").encode("ascii")
     with socket.create_connection((host, port), timeout=timeout) as sock:
         sock.sendall(head + body)
-        chunks = []
+        raw = b""
         while True:
             chunk = sock.recv(65536)
             if not chunk:
                 break
-            chunks.append(chunk)
-    raw = b"".join(chunks)
+            raw += chunk
+            # Stop at the end of a Content-Length body: a server that keeps the connection
+            # open despite "Connection: close" (uWSGI's http11-socket) still answers here.
+            head_end = raw.find(b"\r\n\r\n")
+            if head_end >= 0:
+                length = re.search(rb"\r\ncontent-length:[ \t]*(\d+)\r\n",
+                                   raw[:head_end + 2], re.I)
+                size = 0 if method == "HEAD" else int(length[1]) if length else -1
+                if size >= 0 and len(raw) >= head_end + 4 + size:
+                    break
     head_end = raw.find(b"\r\n\r\n")
     if not raw.startswith(b"HTTP/1.") or head_end < 0:
         raise ConnectionError(f"not an HTTP response: {raw[:60]!r}")
@@ -70,16 +79,18 @@ class ServerProcess:
 
     def __init__(self, name: str, command: Sequence[str], port: int, cwd: str = REPO_ROOT,
                  env: dict[str, str] | None = None, stop_signal: int = signal.SIGTERM,
-                 log_dir: str | None = None) -> None:
+                 log_dir: str | None = None, pythonpath: Sequence[str] | None = None) -> None:
         self.name = name
         self.command = list(command)
         self.port = port
         self.cwd = cwd
         self.stop_signal = stop_signal
         self.env = dict(os.environ if env is None else env)
-        # The worktree first, so that `python -m forkhttpd` is this branch's forkhttpd.
+        # The worktree first, so that `python -m forkhttpd` is this branch's forkhttpd
+        # (or `pythonpath`, e.g. another checkout's tree, instead of it).
+        first = [REPO_ROOT] if pythonpath is None else list(pythonpath)
         self.env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (REPO_ROOT, self.env.get("PYTHONPATH", "")) if p)
+            p for p in (*first, self.env.get("PYTHONPATH", "")) if p)
         self.log_path = os.path.join(log_dir or tempfile.gettempdir(),
                                      f"{name}-{port}.log")
         self.process: subprocess.Popen[bytes] | None = None

@@ -25,7 +25,7 @@ from urllib.parse import unquote
 
 from ..protocol import Request
 from ..worker.exchange import Exchange
-from ..worker.parts import SERVER_NAME, ResponseParts, error_parts, trusted_fields
+from ..worker.parts import SERVER_NAME, ResponseParts, ServerFields, error_parts
 from .static import resolve_path
 
 __all__ = ["CGIDirectory", "CGIError", "parse_cgi_output"]
@@ -34,8 +34,10 @@ log = logging.getLogger("forkhttpd.error")
 
 _TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _STATUS = re.compile(r"([1-5][0-9][0-9])(?:[ \t]+(.*))?")
-_DROP = frozenset({"content-length", "transfer-encoding", "connection", "status",
-                   "keep-alive", "upgrade"})
+# Framing is the server's (and Status became the status line); a script's "Connection"
+# is dropped without closing the connection.
+CGI_FIELDS = ServerFields(frozenset({"transfer-encoding", "status", "keep-alive", "upgrade"}),
+                          honour_close=False)
 _MAX_HEADER_LINES = 100
 _MAX_REDIRECTS = 5
 _depth = [0]  # local redirects in progress (a worker handles one request at a time)
@@ -241,7 +243,6 @@ class CGIDirectory:
             raise CGIError(f"no output (exit status {code})")
         fields, body = parse_cgi_output(output)
         status, reason_given = 200, False
-        headers: list[tuple[str, str]] = []
         location = content_type = None
         for name, value in fields:
             lowered = name.lower()
@@ -254,8 +255,7 @@ class CGIDirectory:
                 location = value
             elif lowered == "content-type":
                 content_type = value
-            if lowered not in _DROP:
-                headers.append((name, value))
+        own = CGI_FIELDS.split(fields)  # the script's own Date or Server replaces ours
         if location is not None:
             local = location.startswith("/") and not location.startswith("//")
             if local and len(fields) == 1 and self.redispatch is not None:
@@ -265,7 +265,7 @@ class CGIDirectory:
                 status = 302  # RFC 3875 6.2.3: a client redirect
         if content_type is None and body and exchange.request.method != "HEAD":
             raise CGIError("a body without Content-Type")
-        return ResponseParts(status, headers, body, trusted=trusted_fields())
+        return ResponseParts(status, own.headers, body, trusted=own.trusted)
 
     def _local_redirect(self, exchange: Exchange, location: str) -> None:
         """RFC 3875 6.2.2: answer as if the client had asked for `location` (with GET)."""

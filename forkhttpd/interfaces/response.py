@@ -6,12 +6,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from ..worker.parts import ResponseParts, trusted_fields
+from ..worker.parts import ResponseParts, ServerFields, trusted_fields
 
-__all__ = ["HTTPError", "HttpResponse", "finalize"]
+__all__ = ["NATIVE_FIELDS", "HTTPError", "HttpResponse", "finalize"]
 
-# Fields the connection itself writes (RFC 9112 6: message framing belongs to the server).
-_FRAMING_FIELDS = frozenset({"content-length", "transfer-encoding", "connection"})
+# Fields the connection itself writes (RFC 9112 6: message framing belongs to the server);
+# Content-Length and Connection are always the server's (ServerFields).
+NATIVE_FIELDS = ServerFields(frozenset({"transfer-encoding"}))
 
 
 class HTTPError(Exception):
@@ -98,24 +99,8 @@ def finalize(response: HttpResponse, returned: Any = None) -> ResponseParts:
     if not response.headers:  # nothing set by the handler: no loop
         fields = [] if content_type is None else [("Content-Type", content_type)]
         return ResponseParts(int(response.status), fields, body, close, trusted_fields())
-    headers: list[tuple[str, str]] = []
-    has_date = has_server = has_type = False
-    for name, value in response.headers.items():
-        lowered = name.lower()
-        if lowered in _FRAMING_FIELDS:
-            if lowered == "connection" and "close" in str(value).lower():
-                close = True
-            continue
-        if lowered == "date":
-            has_date = True
-        elif lowered == "server":
-            has_server = True
-        elif lowered == "content-type":
-            has_type = True
-        headers.append((name, value if isinstance(value, str) else str(value)))
-    if content_type is not None and not has_type:
+    own = NATIVE_FIELDS.split(response.headers.items())
+    headers = own.headers
+    if content_type is not None and not own.has_type:
         headers.append(("Content-Type", content_type))
-    return ResponseParts(int(response.status), headers, body, close,
-                         trusted_fields(not has_server, not has_date))
-
-
+    return ResponseParts(int(response.status), headers, body, close or own.close, own.trusted)

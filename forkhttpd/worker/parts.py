@@ -1,15 +1,16 @@
 """What a worker sends: a response as status, fields and body (ResponseParts), the file
-bodies it can sendfile, and the server-owned field lines (Date, Server); imports no I/O module
-and nothing of interfaces, master or config."""
+bodies it can sendfile, and the server-owned fields (Date, Server, framing: ServerFields);
+imports no I/O module and nothing of interfaces, master or config."""
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["SERVER_NAME", "FileSlice", "RawFile", "ResponseParts", "error_parts", "imf_fixdate",
-           "trusted_fields"]
+__all__ = ["SERVER_NAME", "FileSlice", "OwnFields", "RawFile", "ResponseParts", "ServerFields",
+           "error_parts", "imf_fixdate", "trusted_fields"]
 
 SERVER_NAME = "forkhttpd"
 
@@ -121,3 +122,98 @@ def error_parts(status: int, message: str) -> ResponseParts:
     body = (message.rstrip("\n") + "\n").encode("utf-8", "replace")
     return ResponseParts(status, [("Content-Type", "text/plain; charset=utf-8")], body,
                          trusted=trusted_fields())
+
+
+# What a field name means to ServerFields.split (see there).
+_PLAIN, _DROP, _CONNECTION, _LENGTH, _DATE, _SERVER, _TYPE = range(7)
+_KIND_MEMO_LIMIT = 512  # distinct field names remembered per interface; then start over
+
+
+class OwnFields:
+    """An application's fields once the server has taken its own: `headers` to send as
+    they are, `close` if the application asked for the connection's close, `trusted` (the
+    server's Date and Server lines the application did not set, built when asked: a caller
+    may remember `trusted_wanted` and build them per response), `length` (the last
+    Content-Length value, or the first one that is not a number) and `has_type`."""
+
+    __slots__ = ("headers", "close", "trusted_wanted", "length", "has_type")
+
+    def __init__(self, headers: list[tuple[str, str]], close: bool,
+                 trusted_wanted: tuple[bool, bool], length: str | None,
+                 has_type: bool) -> None:
+        self.headers = headers
+        self.close = close
+        self.trusted_wanted = trusted_wanted  # (Server, Date): trusted_fields' arguments
+        self.length = length
+        self.has_type = has_type
+
+    @property
+    def trusted(self) -> bytes:
+        """The server's Date and Server lines that the application left to it."""
+        return trusted_fields(*self.trusted_wanted)
+
+
+class ServerFields:
+    """The one place that decides which response fields the server writes itself: framing
+    (Content-Length, Transfer-Encoding, Connection and the other names in `drop`) is left to
+    the protocol, and Date and Server are added unless the application sent its own. One
+    instance per interface, since what counts as framing differs a little between them
+    (WSGI drops every hop-by-hop field, CGI its Status line). Field names are classified
+    once each and remembered, bounded."""
+
+    __slots__ = ("drop", "honour_close", "_kinds")
+
+    def __init__(self, drop: frozenset[str], honour_close: bool = True) -> None:
+        self.drop = drop
+        self.honour_close = honour_close  # "Connection: close" from the app closes after
+        self._kinds: dict[str, int] = {}
+
+    def _kind(self, name: str) -> int:
+        lowered = name.lower()
+        if lowered == "content-length":
+            kind = _LENGTH
+        elif lowered == "connection":
+            kind = _CONNECTION if self.honour_close else _DROP
+        elif lowered in self.drop:
+            kind = _DROP
+        else:
+            kind = {"date": _DATE, "server": _SERVER, "content-type": _TYPE}.get(lowered,
+                                                                                _PLAIN)
+        kinds = self._kinds
+        if len(kinds) >= _KIND_MEMO_LIMIT:
+            kinds.clear()
+        kinds[name] = kind
+        return kind
+
+    def split(self, fields: Iterable[tuple[str, Any]]) -> OwnFields:
+        """Separate the application's `fields` (values made str) from the server's own."""
+        kinds = self._kinds
+        headers: list[tuple[str, str]] = []
+        close = has_date = has_server = has_type = False
+        length: str | None = None
+        for name, value in fields:
+            kind = kinds.get(name)
+            if kind is None:
+                kind = self._kind(name)
+            if value.__class__ is not str:
+                value = str(value)
+            if kind == _PLAIN:
+                headers.append((name, value))
+            elif kind == _LENGTH:
+                if length is None or length.strip().isdigit():
+                    length = value
+            elif kind == _CONNECTION:
+                close = close or "close" in value.lower()
+            elif kind != _DROP:
+                headers.append((name, value))
+                if kind == _DATE:
+                    has_date = True
+                elif kind == _SERVER:
+                    has_server = True
+                else:
+                    has_type = True
+        return OwnFields(headers, close, (not has_server, not has_date), length, has_type)
+
+    def reset(self) -> None:
+        """Forget the remembered field names (tests)."""
+        self._kinds.clear()
