@@ -58,6 +58,7 @@ def count_lines(logs: Path, name: str) -> tuple[int, int]:
     return total, len(archives)
 
 
+@pytest.mark.slow
 def test_four_rotations_under_load_lose_no_line(start_server: Any, tmp_path: Path) -> None:
     logs = tmp_path / "log"
     logs.mkdir(mode=0o750)
@@ -71,28 +72,21 @@ def test_four_rotations_under_load_lose_no_line(start_server: Any, tmp_path: Pat
     error_log = logs / "error.log"
     assert wait_until(lambda: error_log.exists() and "serving on" in error_log.read_text(), 15)
     served = [0]
-    rotated = [0]
+    limit = [0]  # clients send while served < limit: the test paces the rounds
     lock = threading.Condition()
     failures: list[str] = []
     interval = REQUESTS // (ROTATIONS + 1)
 
-    def may_send() -> bool:
-        if rotated[0] >= ROTATIONS:
-            return True
-        return served[0] < interval * (rotated[0] + 2) - 1
-
     def client() -> None:
-        # Paced (PACE s a request each), and never more than one interval ahead of the
-        # rotations, so that requests are logged while every logrotate run renames,
-        # reopens and compresses, whatever the machine's speed.
         conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
         try:
             while True:
                 with lock:
-                    if served[0] >= REQUESTS:
-                        return
-                    if not lock.wait_for(may_send, 60):
+                    if not lock.wait_for(lambda: served[0] < limit[0] or served[0] >= REQUESTS,
+                                         60):
                         failures.append("stalled")
+                        return
+                    if served[0] >= REQUESTS:
                         return
                     served[0] += 1
                     lock.notify_all()
@@ -109,20 +103,21 @@ def test_four_rotations_under_load_lose_no_line(start_server: Any, tmp_path: Pat
     for thread in threads:
         thread.start()
     try:
-        for rotation in range(1, ROTATIONS + 1):
-            threshold = interval * rotation
+        for _ in range(ROTATIONS):
+            # A round: `interval` requests, logrotate starting half-way through them, so that
+            # lines are logged (and buffered) while it renames, reopens and compresses.
             with lock:
-                assert lock.wait_for(lambda: served[0] >= threshold, 60)  # noqa: B023
+                start = served[0]
+                limit[0] = start + interval
+                lock.notify_all()
+                assert lock.wait_for(lambda: served[0] >= start + interval // 2, 60)  # noqa: B023
             result = subprocess.run(
                 ["logrotate", "-f", "-s", str(tmp_path / "state"), str(config)],
                 env=forkhttpd_env(), capture_output=True, text=True, timeout=60)
             assert result.returncode == 0, result.stderr
-            with lock:
-                rotated[0] += 1
-                lock.notify_all()
     finally:
         with lock:
-            rotated[0] = ROTATIONS
+            limit[0] = REQUESTS
             lock.notify_all()
         for thread in threads:
             thread.join(60)
