@@ -3,9 +3,10 @@ check), exit code out; must not import application code (the zygotes and the thr
 --check-config child do that) and prints no traceback for a person's mistakes.
 
 Startup order, so that every mistake shows up on the terminal that started the server:
-settings -> umask -> user/group resolved -> chdir -> every path setting checked as the user
-that will use it -> error log -> PID file -> listeners bound -> (daemon: detach, and the
-launcher waits for the ready pipe, which reports readiness or any failure) -> arbiter.
+settings -> umask -> user/group resolved -> every path setting checked as the user that will
+use it (relative paths from --chdir) -> chdir -> error log -> PID file -> listeners bound ->
+(daemon: detach, and the launcher waits for the ready pipe, which reports readiness or any
+failure) -> arbiter.
 
 Exit codes (docs/errors.md): 0 success, 2 a settings error (the same command fails the same
 way until the configuration changes), 1 a runtime failure (a port in use, a server already
@@ -89,16 +90,16 @@ def run_server(settings: Settings, make_adapter: Any = None,
         identity = resolve(settings.user, settings.group)
     except PrivilegeError as error:
         return startup.fail(str(error))
+    # Before anything is forked: a worker that cannot open its log would crash at start, be
+    # respawned and crash again; one line per path setting that cannot work, and exit 2.
+    problems = path_problems(settings, identity)
+    if problems:
+        return startup.fail("\n".join(problems))
     if settings.chdir:
         try:
             os.chdir(settings.chdir)
         except OSError as error:
             return startup.fail(f"--chdir {settings.chdir}: {error.strerror}")
-    # Before anything is forked: a worker that cannot open its log would crash at start, be
-    # respawned and crash again; one line per path setting that cannot work, and exit 2.
-    problems = path_problems(settings, identity, chdir_done=True)
-    if problems:
-        return startup.fail("\n".join(problems))
     if not settings.daemon:
         try:
             logs.configure_error_log(settings.error_logfile, settings.log_level)
