@@ -45,13 +45,10 @@ _COMPARED = frozenset(f.name for f in fields(Settings) if f.compare)
 
 
 def package_version() -> str:
-    """The installed forkhttpd version, or "0.1.0.dev0" when running from a source tree."""
-    try:
-        from importlib import metadata  # only here: it drags zipfile, csv, email, ...
+    """forkhttpd's version (forkhttpd/version.py, which the package metadata also reads)."""
+    from ..version import __version__
 
-        return metadata.version("forkhttpd")
-    except Exception:  # noqa: BLE001 - metadata.PackageNotFoundError: a source tree
-        return "0.1.0.dev0"
+    return __version__
 
 
 # --------------------------------------------------------------------------------------------

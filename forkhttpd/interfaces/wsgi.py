@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
+from ..version import SERVER_SOFTWARE as _SOFTWARE
 from ..worker.exchange import Exchange
 from ..worker.parts import FileSlice, ResponseParts, trusted_fields
 
@@ -29,7 +30,6 @@ log = logging.getLogger("forkhttpd.error")
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate",
                          "proxy-authorization", "te", "trailers", "transfer-encoding",
                          "upgrade"})
-_SOFTWARE = "forkhttpd/0.1"
 
 
 class InputStream:
