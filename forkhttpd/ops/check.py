@@ -28,6 +28,32 @@ IMPORT_TIMEOUT = 120.0  # an app whose import hangs is a finding too
 EXIT_PROBLEMS = 2  # what the same settings would exit with at startup
 
 
+_CAP_NET_BIND_SERVICE = 10
+
+
+def _can_bind_low() -> bool:
+    """Root, or a process given CAP_NET_BIND_SERVICE (systemd's AmbientCapabilities=)."""
+    if os.geteuid() == 0:
+        return True
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("CapEff:"):
+                    return bool(int(line.split()[1], 16) >> _CAP_NET_BIND_SERVICE & 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return False
+
+
+def _unprivileged_port_start() -> int:
+    """The first port anyone may bind (Linux's net.ipv4.ip_unprivileged_port_start)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_unprivileged_port_start", encoding="ascii") as file:
+            return int(file.read().strip())
+    except (OSError, ValueError):
+        return 1024
+
+
 def _bind_problems(settings: Settings) -> tuple[list[str], list[str]]:
     """(what the binds are, what is wrong with them); nothing is bound here."""
     shown: list[str] = []
@@ -50,7 +76,7 @@ def _bind_problems(settings: Settings) -> tuple[list[str], list[str]]:
             if not os.path.isdir(directory):
                 problems.append(f"--bind unix:{bind.path}: directory {directory} does not "
                                 "exist")
-        elif bind.port and bind.port < 1024 and os.geteuid() != 0:
+        elif bind.port and bind.port < _unprivileged_port_start() and not _can_bind_low():
             problems.append(f"--bind {bind}: port {bind.port} needs root (or "
                             "CAP_NET_BIND_SERVICE, or a socket from systemd)")
     return shown, problems
