@@ -21,11 +21,11 @@ import socket
 import sys
 from typing import Any
 
+from .config.paths import path_problems
 from .config.settings import Settings, SettingsError, load_settings, to_toml
 from .master.arbiter import Arbiter, StartupError
 from .master.listeners import BindError, close_listeners, describe, open_listeners, systemd_fds
 from .ops.daemon import ReadyPipe, detach, refuse_under_service_manager
-from .ops.paths import path_problems
 from .ops.pidfile import AlreadyRunning, PidFile, PidFileError, holder
 from .ops.privileges import PrivilegeError, hand_over_files, resolve
 from .runtime import logs

@@ -45,8 +45,8 @@ _COMPARED = frozenset(f.name for f in fields(Settings) if f.compare)
 
 
 def package_version() -> str:
-    """forkhttpd's version (forkhttpd/version.py, which the package metadata also reads)."""
-    from ..version import __version__
+    """forkhttpd's version (forkhttpd/runtime/version.py, which the package metadata also reads)."""
+    from ..runtime.version import __version__
 
     return __version__
 

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from ..version import SERVER_SOFTWARE as _SOFTWARE
+from ..runtime.version import SERVER_SOFTWARE as _SOFTWARE
 from ..worker.exchange import Exchange
 from ..worker.parts import FileSlice, ResponseParts, trusted_fields
 

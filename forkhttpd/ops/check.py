@@ -15,10 +15,10 @@ import sys
 import traceback
 from typing import Any
 
+from ..config.paths import path_problems
 from ..config.settings import Settings, SettingsError, load_settings
 from ..interfaces.loader import AppLoadError
 from ..master.listeners import systemd_fds
-from .paths import path_problems
 from .pidfile import PidFileError, holder
 from .privileges import PrivilegeError, drop_for_app, resolve
 

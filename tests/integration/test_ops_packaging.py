@@ -15,14 +15,14 @@ from typing import Any
 
 import pytest
 
-from forkhttpd.version import __version__, build_info
+from forkhttpd.runtime.version import __version__, build_info
 
 from .harness import REPO
 from .ops_support import run_forkhttpd
 
 SDIST_MUST_HOLD = [
     "LICENSE", "CHANGELOG.md", "README.md", "pyproject.toml", "forkhttpd/py.typed",
-    "forkhttpd/version.py", "docs/deploy.md", "docs/errors.md", "docs/settings.md",
+    "forkhttpd/runtime/version.py", "docs/deploy.md", "docs/errors.md", "docs/settings.md",
     "etc/forkhttpd.toml", "etc/logrotate.d/forkhttpd", "systemd/forkhttpd.service",
     "systemd/forkhttpd@.service", "systemd/forkhttpd.socket", "systemd/forkhttpd@.socket",
     "tests/integration/harness.py", "tests/unit/test_logs.py", ".ci/run",

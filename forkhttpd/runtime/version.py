@@ -1,6 +1,7 @@
 """forkhttpd's version, written once: pyproject.toml reads it for the package metadata, and
 --version, WSGI's SERVER_SOFTWARE and the metrics' build information use it; imports nothing
-(any layer may import it, and an exec'd worker pays nothing for it)."""
+from forkhttpd (it sits in runtime/, below every layer that shows it, and a worker pays
+nothing for it)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Check every path setting before anything is forked: that it exists (or can be created) and
-that the process that will use it can, as the user it will run as; must not import master,
-worker or interfaces (it judges paths, it opens nothing but directories' metadata).
+that the process that will use it can, as the user it will run as; imports nothing from
+forkhttpd (the startup, --check-config and the master's reload all use it, so it sits in
+config/, below them; it judges paths and opens nothing).
 
 Who uses what: the master (the invoking user) writes the PID file, creates the log files and
 writes the error log; the workers (--user/--group when given) append to the access log,
@@ -14,13 +15,22 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import Any
-
-from .privileges import Identity
+from typing import Any, Protocol
 
 __all__ = ["path_problems"]
 
 _R, _W, _X = os.R_OK, os.W_OK, os.X_OK
+
+
+class Identity(Protocol):
+    """Who the workers run as (ops.privileges.Identity has these fields)."""
+
+    @property
+    def uid(self) -> int: ...
+    @property
+    def gid(self) -> int: ...
+    @property
+    def user(self) -> str | None: ...
 
 
 class _Who:
