@@ -9,12 +9,12 @@ file is locked by a live master (pidfile.holder) whose command line is forkhttpd
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import signal
 import sys
 import time
+from typing import TextIO
 
 from ..config.settings import SettingsError, load_settings
 from ..master.health import ProcessInfo, children_info, process_info
@@ -48,7 +48,10 @@ def _parser(command: str) -> argparse.ArgumentParser:
                         help="TOML config file to read `pid` (and the graceful timeout) from")
     if command == "status":
         parser.add_argument("--json", action="store_true",
-                            help="print the master's status snapshot as JSON")
+                            help="print the master's status snapshot as JSON (with --watch: "
+                                 "one line per snapshot)")
+        parser.add_argument("--watch", type=_seconds, metavar="SECONDS",
+                            help="show the status again every SECONDS until Ctrl-C")
     else:
         parser.add_argument("--timeout", type=float, metavar="SECONDS",
                             help="how long to wait (default: the graceful timeout + 10s for "
@@ -57,6 +60,17 @@ def _parser(command: str) -> argparse.ArgumentParser:
         parser.add_argument("--fast", action="store_true",
                             help="SIGQUIT: stop at once, interrupting requests in flight")
     return parser
+
+
+def _seconds(text: str) -> float:
+    """--watch's argument: a finite number of seconds, at least 0.1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not (0.1 <= value < 86400):
+        raise argparse.ArgumentTypeError(f"expected 0.1 to 86400 seconds, got {text}")
+    return value
 
 
 def _age(seconds: float) -> str:
@@ -120,23 +134,30 @@ def _pid_path(args: argparse.Namespace) -> tuple[str | None, float]:
     return args.pid or settings.pid, settings.graceful_timeout
 
 
-def _status(target: _Target, path: str, as_json: bool) -> int:
+def _status(target: _Target, path: str, as_json: bool, every: float | None) -> int:
     """The per-worker table from the status file the master keeps next to its PID file
-    (observability); the process list from /proc when there is none yet."""
-    from ..master.metrics import render_table
-    from ..master.status import NotRunning, read_status
+    (observability); the process list from /proc when there is none yet. With `every`,
+    again every `every` seconds until Ctrl-C (0) or until the master is gone (3)."""
+    from ..master.status_cli import render_json, render_table, watch
+    from ..master.status_file import NotRunning, read_status
 
-    try:
-        snapshot = read_status(path)
-    except (NotRunning, OSError, ValueError):
-        snapshot = None
-    if snapshot is not None:
-        if as_json:
-            print(json.dumps(snapshot, indent=1))
-        else:
-            sys.stdout.write(render_table(snapshot))
+    def frame(out: TextIO) -> int:
+        if every is not None and target.gone():
+            out.write(f"forkhttpd is not running (master pid {target.pid} has exited)\n")
+            return EXIT_NOT_RUNNING
+        try:
+            snapshot = read_status(path)
+        except (NotRunning, OSError, ValueError):
+            snapshot = None
+        if snapshot is None:
+            return _process_status(target)
+        out.write(render_json(snapshot, compact=every is not None) if as_json
+                  else render_table(snapshot))
         return 0
-    return _process_status(target)
+
+    if every is None:
+        return frame(sys.stdout)
+    return watch(frame, every)
 
 
 def _process_status(target: _Target) -> int:
@@ -304,7 +325,7 @@ def main(argv: list[str]) -> int:
         # LSB init-script codes: stopping a stopped server succeeds; status says 3.
         return {"status": EXIT_NOT_RUNNING, "stop": 0}.get(command, EXIT_RELOAD_NOT_RUNNING)
     if command == "status":
-        return _status(target, path, args.json)
+        return _status(target, path, args.json, args.watch)
     if command == "stop":
         return _stop(target, args.timeout if args.timeout is not None else graceful + 10.0,
                      args.fast)

@@ -208,6 +208,11 @@ class ServerConnection:
         return NEED_DATA
 
     def _fail(self, exc: ProtocolError) -> None:
+        buf = self._buf
+        if self._state == _HEAD and buf:  # keep the first line for the access log
+            end = buf.find(b"\n", 0, self.limits.max_request_line + 2)
+            line = buf[:end] if end >= 0 else buf[:self.limits.max_request_line]
+            exc.request_line = line.rstrip(b"\r").decode("latin-1")
         self._state = _ERROR
         self._error = exc
         self.keep_alive = False

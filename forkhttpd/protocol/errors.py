@@ -18,6 +18,9 @@ class ProtocolError(Exception):
 
     status: int
     reason: str
+    #: the refused request's first line as it arrived (latin-1, at most the line limit),
+    #: for the access log only, never for the peer; set when a request head is refused
+    request_line: str = ""
 
     def __init__(self, status: int, reason: str) -> None:
         super().__init__(status, reason)

@@ -21,7 +21,7 @@ import time
 from typing import Any
 
 __all__ = ["AccessLog", "ask_reopen", "configure_error_log", "error_fd", "error_log",
-           "reopen_if_asked", "reopen_logs", "set_role"]
+           "log_refusal", "reopen_if_asked", "reopen_logs", "set_role"]
 
 error_log = logging.getLogger("forkhttpd.error")
 
@@ -365,3 +365,14 @@ def _escape(text: str) -> str:
             out.append(char)
     return "".join(out)
 
+
+
+def log_refusal(peer: object, request_line: str, status: int, response: bytes,
+                duration_us: int) -> None:
+    """For the worker's loop: an access-log line for a request the protocol refused (400,
+    408, 413, 414, 431, 505...), with what is known of it: the client, the raw request line
+    ("-" when none arrived), the status and the `response` sent (its bytes are counted as
+    every response's are); no-op without an access log."""
+    access: AccessLog | None = _state["access"]
+    if access is not None:
+        access.write(peer, request_line or "-", status, len(response), duration_us, [])

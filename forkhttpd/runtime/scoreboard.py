@@ -9,11 +9,17 @@ hands it to a new worker. Times are time.monotonic() (one clock for the whole ma
 except `started`, which is wall-clock time for people.
 
 Cost on the hot path (per request): Meter.begin() is one struct.pack_into (heartbeat, state,
-start time and request line together: a request that begins is a sign of life, so the
-master's --timeout counts from the start of the request being served); Meter.response()
-adds to a Python list and writes one state byte. The counters reach the slot in one
-pack_into per heartbeat tick (every 0.25 s), never per request, so a request costs no dict,
-no syscall and no lock.
+start time, request line and client together: a request that begins is a sign of life, so
+the master's --timeout counts from the start of the request being served); Meter.response()
+adds to Python lists (the status code is one index into a list of every code) and writes one
+state byte. The counters reach the slot in one pack_into per heartbeat tick (every 0.25 s),
+never per request, so a request costs no dict, no syscall and no lock.
+
+Status codes: the worker counts every code in a list indexed by the code; at each flush it
+derives the five class counters from it and writes a table of (code, count) pairs, each
+code keeping the place where it was first seen (so a reader racing a flush sees at worst an
+older count, never a count under another code), the last place counting every code that
+found no place of its own ("other").
 """
 
 from __future__ import annotations
@@ -25,8 +31,8 @@ import time
 from bisect import bisect_left
 from typing import Any
 
-__all__ = ["BUCKETS", "COUNTERS", "EXIT_REASONS", "Meter", "STATES", "Scoreboard", "Slot",
-           "SlotView"]
+__all__ = ["BUCKETS", "CODE_PLACES", "COUNTERS", "EXIT_REASONS", "OTHER_CODE", "Meter", "STATES",
+           "Scoreboard", "Slot", "SlotView", "count_refusal"]
 
 # state codes
 FREE, STARTING, IDLE, READING, HANDLING, KEEPALIVE, EXITING = range(7)
@@ -47,16 +53,26 @@ DURATION_SUM = 8
 BUCKET0 = 9
 COUNTERS = BUCKET0 + len(BUCKETS) + 1
 
+#: places in a slot's table of status codes; the last one counts the codes without a place
+CODE_PLACES = 48
+#: the code written in the last place of the table: "every other code"
+OTHER_CODE = 1
+_CODE_SPACE = 1000  # Meter.codes is indexed by the status code itself (3 digits)
+
 _LINE = 200
+_HOST = 46  # an IPv6 address in text fits
 # Layout (offsets): 0 pid, generation, worker number (i) | 12 wants_recycle, exit_reason (B)
 # | 16 started, wall clock (d) | 24 the request block: last_beat (d), state (B at 32), line
-# length (I at 36), request start (d at 40), request line (200s at 48, truncated by struct)
-# | 248 the counter block (Q). A request's start is also a heartbeat: the same pack_into.
+# length (I at 36), request start (d at 40), request line (200s at 48, truncated by struct),
+# client host (46s at 248) and port (H at 294) | 296 the counter block (Q) | 480 the code
+# table: codes (H), then their counts (Q at 576). A request's start is also a heartbeat: the
+# same pack_into.
 _IDENTITY = struct.Struct("<iiiBBxxd")
-_REQUEST = struct.Struct(f"<dBxxxId{_LINE}s")
-_COUNTS = struct.Struct(f"<{COUNTERS}Q")
-_FORMAT = struct.Struct(f"<iiiBBxxddBxxxId{_LINE}s{COUNTERS}Q")
-SLOT_SIZE = 512
+_REQUEST = struct.Struct(f"<dBxxxId{_LINE}s{_HOST}sH")
+_COUNTS = struct.Struct(f"<{COUNTERS}Q{CODE_PLACES}H{CODE_PLACES}Q")
+_FORMAT = struct.Struct(f"<iiiBBxxddBxxxId{_LINE}s{_HOST}sH{COUNTERS}Q"
+                        f"{CODE_PLACES}H{CODE_PLACES}Q")
+SLOT_SIZE = 1024
 assert _FORMAT.size <= SLOT_SIZE
 assert _IDENTITY.size + _REQUEST.size + _COUNTS.size == _FORMAT.size
 # The slot's last 4 bytes: how many USR1 log reopens the worker has finished (it flushed its
@@ -72,7 +88,6 @@ _OFF_BEAT = 24
 _OFF_STATE = 32
 _OFF_REQUEST = 24
 _OFF_COUNTS = _IDENTITY.size + _REQUEST.size
-_OLD_COUNTS = struct.Struct("<QQQ")  # requests, bytes, connections: Slot.counts()
 assert (REQUESTS, BYTES, CLASS0, DURATION_SUM, BUCKET0, KEEPALIVE) == (0, 1, 3, 8, 9, 5)
 _monotonic = time.monotonic
 _bisect = bisect_left
@@ -84,17 +99,28 @@ class SlotView:
 
     __slots__ = ("index", "pid", "generation", "number", "state", "wants_recycle",
                  "exit_reason", "last_beat", "started", "request_start", "requests",
-                 "bytes_sent", "connections", "request_line", "counters")
+                 "bytes_sent", "connections", "request_line", "counters", "client",
+                 "code_table")
 
     def __init__(self, index: int, pid: int, generation: int, number: int, state: str,
                  wants_recycle: bool, exit_reason: str, last_beat: float, started: float,
                  request_start: float, requests: int, bytes_sent: int, connections: int,
-                 request_line: str, counters: tuple[int, ...] = (0,) * COUNTERS) -> None:
+                 request_line: str, counters: tuple[int, ...] = (0,) * COUNTERS,
+                 client: str = "", code_table: tuple[int, ...] = ()) -> None:
         self.index, self.pid, self.generation, self.number = index, pid, generation, number
         self.state, self.wants_recycle, self.exit_reason = state, wants_recycle, exit_reason
         self.last_beat, self.started, self.request_start = last_beat, started, request_start
         self.requests, self.bytes_sent, self.connections = requests, bytes_sent, connections
         self.request_line, self.counters = request_line, counters
+        self.client = client  # of the request in request_line ("" when not over TCP)
+        self.code_table = code_table  # CODE_PLACES codes, then their counts: see codes()
+
+    def codes(self) -> dict[int, int]:
+        """Responses by status code (OTHER_CODE: codes that found no place in the table)."""
+        table = self.code_table
+        places = len(table) // 2
+        return {code: table[places + i] for i, code in enumerate(table[:places])
+                if code and table[places + i]}
 
     def __repr__(self) -> str:
         return "SlotView(" + ", ".join(f"{name}={getattr(self, name)!r}"
@@ -117,18 +143,6 @@ class Slot:
     def set_state(self, state: int) -> None:
         self.board.mem[self.base + _OFF_STATE] = state
 
-    def request_begins(self, line: str, now: float) -> None:
-        raw = line[:_LINE].encode("latin-1", "replace")
-        _REQUEST.pack_into(self.board.mem, self.base + _OFF_REQUEST, now, HANDLING, len(raw),
-                           now, raw)
-
-    def counts(self, requests: int, bytes_sent: int, connections: int) -> None:
-        _OLD_COUNTS.pack_into(self.board.mem, self.base + _OFF_COUNTS, requests, bytes_sent,
-                              connections)
-
-    def write_counters(self, counters: list[int]) -> None:
-        _COUNTS.pack_into(self.board.mem, self.base + _OFF_COUNTS, *counters)
-
     def want_recycle(self, reason: int) -> None:
         mem = self.board.mem
         mem[self.base + _OFF_EXIT] = reason
@@ -147,12 +161,18 @@ class Slot:
 class Meter:
     """A worker's request accounting: cheap per-request calls, flushed to its slot per tick.
 
-    `begin(line, start)` marks the slot "handling" with the request line; `response(exchange)`
-    counts a finished response (status class, bytes, duration histogram) and returns its
-    duration in µs for the access log; `flush(connections)` writes every counter at once.
+    `begin(line, start, peer)` marks the slot "handling" with the request line and its client;
+    `response(exchange)` counts a finished response (status code, bytes, duration histogram)
+    and returns its duration in µs for the access log; `refused(status, size, start)` counts
+    a response to a request the protocol refused; `flush(connections)` writes every counter
+    at once.
     """
 
-    __slots__ = ("slot", "mem", "state_at", "request_at", "counters", "_pack")
+    __slots__ = ("slot", "mem", "state_at", "request_at", "counters", "codes", "places",
+                 "counted", "peer", "host", "port", "_pack")
+
+    #: the meter of this process (a worker makes one), for count_refusal()
+    current: Meter | None = None
 
     def __init__(self, slot: Slot) -> None:
         self.slot = slot
@@ -160,14 +180,29 @@ class Meter:
         self.state_at = slot.base + _OFF_STATE
         self.request_at = slot.base + _OFF_REQUEST
         self.counters = [0] * COUNTERS
+        self.codes = [0] * _CODE_SPACE  # responses by status code, indexed by the code
+        self.places: list[int] = []  # codes with a place in the slot's table, in order seen
+        self.counted = 0  # requests when the table was last brought up to date
+        self.peer: object = None  # the client of the last request, and its host and port
+        self.host = b""
+        self.port = 0
         self._pack = _REQUEST.pack_into
+        Meter.current = self
 
-    def begin(self, line: str, start: float) -> None:
+    def begin(self, line: str, start: float, peer: object = None) -> None:
         try:
             raw = line.encode("latin-1")  # a request line always is (the parser decoded it so)
         except UnicodeEncodeError:
             raw = line.encode("latin-1", "replace")
-        self._pack(self.mem, self.request_at, start, HANDLING, len(raw), start, raw)
+        if peer is not self.peer:  # a keep-alive connection's requests share one address
+            self.peer = peer
+            if peer.__class__ is tuple:  # (host, port[, flow, scope]); AF_UNIX has none
+                self.host = peer[0].encode("ascii", "replace")
+                self.port = peer[1]
+            else:
+                self.host, self.port = b"", 0
+        self._pack(self.mem, self.request_at, start, HANDLING, len(raw), start, raw,
+                   self.host, self.port)
 
     def response(self, exchange: Any) -> int:
         """Count one response (an Exchange: status, bytes_sent, start); its duration in µs."""
@@ -175,13 +210,24 @@ class Meter:
         counters = self.counters
         counters[0] += 1  # REQUESTS
         counters[1] += exchange.bytes_sent  # BYTES
-        status_class = exchange.status // 100
-        if 0 < status_class < 6:
-            counters[2 + status_class] += 1  # CLASS0 - 1 + class
+        self.codes[exchange.status] += 1  # the classes are summed from these at flush
         counters[8] += duration  # DURATION_SUM
         # BUCKET0 + bucket; most requests take under a millisecond: no bisect for those
         counters[9 if duration < 1000 else 9 + _bisect(BUCKETS, duration)] += 1
         self.mem[self.state_at] = 5  # KEEPALIVE
+        return duration
+
+    def refused(self, status: int, size: int, start: float) -> int:
+        """Count the response to a request the protocol refused (400, 408, 413, 414, 431,
+        505...): `size` bytes sent, the head begun at `start`; its duration in µs."""
+        duration = max(0, int((_monotonic() - start) * 1_000_000))
+        counters = self.counters
+        counters[REQUESTS] += 1
+        counters[BYTES] += size
+        if 0 <= status < _CODE_SPACE:
+            self.codes[status] += 1
+        counters[DURATION_SUM] += duration
+        counters[BUCKET0 + _bisect(BUCKETS, duration)] += 1
         return duration
 
     def set_state(self, state: int) -> None:
@@ -190,7 +236,38 @@ class Meter:
     def flush(self, connections: int) -> None:
         counters = self.counters
         counters[CONNECTIONS] = connections
-        _COUNTS.pack_into(self.mem, self.slot.base + _OFF_COUNTS, *counters)
+        codes = self.codes
+        for index in range(5):
+            counters[CLASS0 + index] = sum(codes[100 * index + 100:100 * index + 200])
+        places = self.places
+        if counters[REQUESTS] != self.counted and len(places) < CODE_PLACES - 1:
+            self.counted = counters[REQUESTS]
+            for code in range(100, 600):
+                if codes[code] and code not in places and len(places) < CODE_PLACES - 1:
+                    places.append(code)
+        counts = [codes[code] for code in places]
+        other = sum(counters[CLASS0:CLASS0 + 5]) - sum(counts)
+        padding = CODE_PLACES - 1 - len(places)
+        _COUNTS.pack_into(self.mem, self.slot.base + _OFF_COUNTS, *counters, *places,
+                          *([0] * padding), OTHER_CODE if other else 0, *counts,
+                          *([0] * padding), other)
+
+
+def count_refusal(status: int, size: int, start: float) -> int:
+    """For the worker's loop: count a protocol refusal with this process's meter (see
+    Meter.refused); returns its duration in µs (also when there is no meter)."""
+    meter = Meter.current
+    if meter is None:
+        return max(0, int((_monotonic() - start) * 1_000_000))
+    return meter.refused(status, size, start)
+
+
+def _client(host: bytes, port: int) -> str:
+    """A slot's client address as people write it: "host:port", "[v6 host]:port" or ""."""
+    text = host.rstrip(b"\0").decode("ascii", "replace")
+    if not text:
+        return ""
+    return f"[{text}]:{port}" if ":" in text else f"{text}:{port}"
 
 
 def _memfd(size: int) -> int:
@@ -270,11 +347,11 @@ class Scoreboard:
     def read(self, index: int) -> SlotView:
         fields = _FORMAT.unpack_from(self.mem, index * SLOT_SIZE)
         (pid, generation, number, recycle, reason, started, beat, state, length,
-         request_start, line) = fields[:11]
-        counters = fields[11:]
+         request_start, line, host, port) = fields[:13]
+        counters = fields[13:13 + COUNTERS]
         return SlotView(index, pid, generation, number,
                         STATES[state] if state < len(STATES) else "unknown", bool(recycle),
                         EXIT_REASONS[reason] if reason < len(EXIT_REASONS) else "unknown",
                         beat, started, request_start, counters[REQUESTS], counters[BYTES],
                         counters[CONNECTIONS], line[:min(length, _LINE)].decode("latin-1"),
-                        counters)
+                        counters, _client(host, port), fields[13 + COUNTERS:])

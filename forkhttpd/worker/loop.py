@@ -26,6 +26,8 @@ from ..protocol import (
     Request,
     ServerConnection,
 )
+from ..runtime.logs import log_refusal
+from ..runtime.scoreboard import count_refusal
 from .connection import HEAD as _HEAD
 from .connection import IDLE as _IDLE
 from .connection import LINGER as _LINGER
@@ -69,12 +71,12 @@ class ServeLoop:
                  options: ServeOptions, on_tick: Callable[[float], None] | None = None,
                  wake_fd: int | None = None,
                  on_response: Callable[[Exchange], object] | None = None,
-                 on_request: Callable[[str, float], None] | None = None) -> None:
+                 on_request: Callable[[str, float, object], None] | None = None) -> None:
         self.handle = handle
         self.options = options
         self.on_tick = on_tick
         self.on_response = on_response
-        self.on_request = on_request  # the scoreboard: (request line, start), once a request
+        self.on_request = on_request  # the scoreboard: (request line, start, client) per request
         self.wake_fd = wake_fd
         self.epoll = select.epoll()
         self.listeners = {sock.fileno(): Acceptor(sock) for sock in listeners}
@@ -281,7 +283,7 @@ class ServeLoop:
                  or 0 < options.max_keepalive_requests <= served)
         exchange = Exchange(conn, request, close)
         if self.on_request is not None:
-            self.on_request(request.request_line, exchange.start)
+            self.on_request(request.request_line, exchange.start, conn.peer)
         self.current = exchange
         self.in_handler = True
         try:
@@ -355,10 +357,17 @@ class ServeLoop:
 
     def _reject(self, conn: Connection, error: ProtocolError) -> None:
         """Answer a request the protocol refused, then close (never reuse: RFC 9112 11.2)."""
+        response = b""
         try:
-            conn.send_all(conn.proto.error_response(error), timeout=5.0, last=True)
+            response = conn.proto.error_response(error)
+            conn.send_all(response, timeout=5.0, last=True)
         except (ClientGone, OSError):
             pass
+        # accounted for like any response: counted (scoreboard) and logged (access log)
+        request = conn.proto.request
+        line = request.request_line if request is not None else error.request_line
+        duration = count_refusal(error.status, len(response), conn.head_start)
+        log_refusal(conn.peer, line, error.status, response, duration)
         self._close_after_response(conn)
 
     def _close_after_response(self, conn: Connection) -> None:

@@ -1,6 +1,8 @@
-"""Issue 6 end to end: status table and /status during a slow request, /metrics through
-prometheus_client's parser, the JSON access log against hostile request lines, USR1 rotation
-under load, the stack of a worker killed for a timeout, and systemd's STATUS= line."""
+"""Observability end to end: the status table (and --watch) and /status during a slow request,
+/metrics through prometheus_client's parser (and promtool when installed), requests the
+protocol refuses in the access log and the counters, the status port's strict parsing, the
+JSON access log against hostile request lines, USR1 rotation under load, the stack of a worker
+killed for a timeout, and systemd's STATUS= line."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import http.client
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -18,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
+
+import forkhttpd
 
 from .harness import REPO, Server, wait_until
 
@@ -50,7 +55,7 @@ def metric_samples(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], f
 
 def status_cli(pidfile: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    return subprocess.run([sys.executable, "-m", "forkhttpd.master.status", "--pid", str(pidfile),
+    return subprocess.run([sys.executable, "-m", "forkhttpd", "status", "--pid", str(pidfile),
                            *args], env=env, capture_output=True, text=True, timeout=10)
 
 
@@ -80,16 +85,18 @@ def test_status_shows_the_slow_request_and_never_blocks_the_master(  # type: ign
         def table_shows_it() -> bool:
             result = status_cli(pidfile)
             shown["table"] = result.stdout
-            return result.returncode == 0 and "'GET /slow?s=4 HTTP/1.1' for" in result.stdout
+            return result.returncode == 0 and " GET /slow?s=4 HTTP/1.1 for " in result.stdout
         assert wait_until(table_shows_it, timeout=3.5), shown
         row = next(line for line in shown["table"].splitlines() if "GET /slow" in line)
-        assert " handling " in row and f" {server.pid}" not in row
+        assert " handling " in row and f" {server.pid}" not in row and "'" not in row
+        assert re.search(r" 127\.0\.0\.1:\d+ +GET /slow", row), row
         assert f"master pid {server.pid}" in shown["table"]
         assert "generation 1" in shown["table"] and "listening on 127.0.0.1:" in shown["table"]
 
         snapshot = json.loads(status_cli(pidfile, "--json").stdout)
         busy = [w for w in snapshot["workers"] if w["state"] == "handling"]
         assert [w["request"] for w in busy] == ["GET /slow?s=4 HTTP/1.1"]
+        assert re.fullmatch(r"127\.0\.0\.1:\d+", busy[0]["client"])
         assert busy[0]["rss_bytes"] > 1_000_000 and busy[0]["generation"] == 1
         assert snapshot["master"]["pid"] == server.pid and snapshot["age"] < 3
 
@@ -150,7 +157,11 @@ def test_metrics_count_requests_exits_and_reloads(start_server, tmp_path: Path) 
     assert exits["max-requests"] >= 2 and sum(exits.values()) >= 3
     for reason, count in exits.items():
         assert samples[("forkhttpd_worker_restarts_total", (("reason", reason),))] == count
+        assert samples[("forkhttpd_worker_exits_total", (("reason", reason),))] == count
     assert samples[("forkhttpd_worker_restarts_total", (("reason", "timeout"),))] == 0
+    for code in set(codes):
+        assert samples[("forkhttpd_responses_total", (("code", str(code)),))] == \
+            codes.count(code)
     assert samples[("forkhttpd_reloads_total", (("result", "ok"),))] == 1
     assert samples[("forkhttpd_reloads_total", (("result", "failed"),))] == 0
     assert samples[("forkhttpd_generation", ())] == 2
@@ -171,13 +182,17 @@ def test_json_access_log_survives_hostile_request_lines(start_server, tmp_path: 
     for line in hostile:
         server.raw(line + b"\r\nHost: x\r\nUser-Agent: \"evil\"\t\xff\\\r\n"
                    b"Referer: a\\\"b\r\nConnection: close\r\n\r\n")
-    assert wait_until(lambda: access.read_text().count("\n") >= 3, timeout=3)
+    assert wait_until(lambda: access.read_text().count("\n") >= 4, timeout=3)
     time.sleep(0.4)
     records = [json.loads(line) for line in access.read_text().splitlines()]
-    assert [r["request"] for r in records] == [line.decode("latin-1") for line in hostile[:3]]
-    for record in records:
+    assert [r["request"] for r in records] == [line.decode("latin-1") for line in hostile]
+    for record in records[:3]:
         assert record["user_agent"] == '"evil"\t\xff\\' and record["referer"] == 'a\\"b'
-        assert record["status"] == 200 and record["pid"] in server.worker_pids()
+        assert record["status"] == 200
+    refused = records[3]  # control bytes in the target: refused, logged with what is known
+    assert (refused["status"], refused["user_agent"], refused["referer"]) == (400, "", "")
+    for record in records:
+        assert record["pid"] in server.worker_pids()
         assert record["peer"] == "127.0.0.1" and record["duration_us"] >= 0
     assert access.read_bytes().isascii()
 
@@ -324,3 +339,127 @@ def test_worker_states_idle_keep_alive_reading(start_server) -> None:  # type: i
         kept.close()
         partial.close()
     assert wait_until(lambda: state_is("idle"), timeout=3)
+
+
+REFUSALS = [  # (what a client sends, the status, the request line the access log shows)
+    (b"GET /\x01bad HTTP/1.1\r\nHost: x\r\n\r\n", 400, "GET /\\x01bad HTTP/1.1"),
+    (b"GET /" + b"a" * 300 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, "GET /" + "a" * 195),
+    (b"GET /big HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 400 + b"\r\n\r\n", 431,
+     "GET /big HTTP/1.1"),
+    (b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n", 413, "POST /up HTTP/1.1"),
+    (b"GET /two HTTP/2.0\r\nHost: x\r\n\r\n", 505, "GET /two HTTP/2.0"),
+    (b"GET /late HTTP/1.1\r\nHost: x\r\n", 408, "GET /late HTTP/1.1"),  # never finished
+]
+
+
+def test_refused_requests_are_logged_and_counted(start_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    access = tmp_path / "access.log"
+    server = start_server(*APP, "--workers", "1", "--access-logfile", str(access),
+                          "--status-bind", "127.0.0.1:0", "--limit-request-line", "200",
+                          "--limit-request-field_size", "300", "--limit-request-body", "1000",
+                          "--header-timeout", "1")
+    port = status_port(server.stderr)
+    assert server.request("GET", "/")[0] == 200
+    for data, status, _line in REFUSALS:
+        answer = server.raw(data)
+        assert answer.startswith(b"HTTP/1.1 %d " % status), (data[:40], answer[:60])
+    assert wait_until(lambda: access.read_text().count("\n") == 1 + len(REFUSALS), timeout=3), \
+        access.read_text()
+    durations = []
+    for (_data, status, line), logged in zip(REFUSALS, access.read_text().splitlines()[1:],
+                                             strict=True):
+        match = re.fullmatch(r'127\.0\.0\.1 - - \[[^]]+\] "(.*)" (\d{3}) (\d+) "-" "-" (\d+) '
+                             r'(\d+)', logged)
+        assert match, logged
+        assert (match[1], int(match[2])) == (line, status)
+        assert int(match[3]) > 40 and int(match[5]) in server.worker_pids()
+        durations.append(int(match[4]))
+    assert durations[-1] >= 900_000  # the 408 came after --header-timeout 1
+
+    def counted() -> bool:
+        samples = metric_samples(port)
+        return samples[("forkhttpd_requests_total", (("status_class", "4xx"),))] == 5
+    assert wait_until(counted, timeout=3), metric_samples(port)
+    samples = metric_samples(port)
+    assert samples[("forkhttpd_requests_total", (("status_class", "5xx"),))] == 1
+    assert samples[("forkhttpd_request_duration_seconds_count", ())] == 1 + len(REFUSALS)
+    for _data, status, _line in REFUSALS:
+        assert samples[("forkhttpd_responses_total", (("code", str(status)),))] == 1
+    assert samples[("forkhttpd_responses_total", (("code", "200"),))] == 1
+
+
+def test_status_port_parses_like_every_other_port(start_server) -> None:  # type: ignore[no-untyped-def]
+    server = start_server(*APP, "--workers", "1", "--status-bind", "127.0.0.1:0")
+    port = status_port(server.stderr)
+
+    def raw(data: bytes) -> bytes:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(data)
+            return b"".join(iter(lambda: sock.recv(65536), b""))
+    assert raw(b"GET /status HTTP/1.1\n\n").startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    assert raw(b"GET /status HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 400 ")  # no Host
+    assert raw(b"GET /" + b"x" * 9000 + b" HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 414 ")
+    answer = raw(b"DELETE /status HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 405 ") and b"\r\nAllow: GET, HEAD\r\n" in answer
+    answer = raw(b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n")
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n") and b"\r\nConnection: close" in head
+    assert json.loads(body)["master"]["pid"] == server.pid
+    assert server.request("GET", "/")[0] == 200  # the master carried on
+
+
+def test_master_process_metrics_and_build_info(start_server) -> None:  # type: ignore[no-untyped-def]
+    server = start_server(*APP, "--workers", "1", "--status-bind", "127.0.0.1:0")
+    port = status_port(server.stderr)
+    samples = metric_samples(port)
+    fds = len(os.listdir(f"/proc/{server.pid}/fd"))
+    assert abs(samples[("process_open_fds", ())] - fds) <= 2
+    assert samples[("process_resident_memory_bytes", ())] > 5_000_000
+    assert samples[("process_cpu_seconds_total", ())] > 0
+    assert abs(samples[("process_start_time_seconds", ())] - time.time()) < 60
+    builds = [labels for (name, labels), value in samples.items()
+              if name == "forkhttpd_build_info" and value == 1]
+    assert len(builds) == 1 and ("version", forkhttpd.__version__) in builds[0]
+    if shutil.which("promtool") is not None:
+        text = fetch(port, "/metrics")[2]
+        result = subprocess.run(["promtool", "check", "metrics"], input=text,
+                                capture_output=True, timeout=30)
+        assert result.returncode == 0 and not result.stdout + result.stderr, result
+
+
+def test_status_watch_refreshes_until_ctrl_c(start_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    pidfile = tmp_path / "srv.pid"
+    server = start_server(*APP, "--workers", "1", "--pid", str(pidfile))
+    assert wait_until(lambda: status_cli(pidfile).returncode == 0, timeout=5)
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    watchers: list[tuple[subprocess.Popen[bytes], Path, Path]] = []
+    for args in (["--watch", "0.2"], ["--json", "--watch", "0.2"]):
+        out, err = tmp_path / f"watch{len(watchers)}.out", tmp_path / f"watch{len(watchers)}.err"
+        with open(out, "wb") as stdout, open(err, "wb") as stderr:
+            watchers.append((subprocess.Popen(
+                [sys.executable, "-m", "forkhttpd", "status", "--pid", str(pidfile), *args],
+                env=env, stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL), out, err))
+    try:
+        table, json_lines = watchers
+        assert wait_until(lambda: table[1].read_text().count("forkhttpd master pid") >= 3, 10)
+        assert wait_until(lambda: json_lines[1].read_text().count("\n") >= 3, 10)
+        table[0].send_signal(signal.SIGINT)
+        assert table[0].wait(10) == 0
+        assert table[2].read_text() == ""  # no traceback
+        frames = table[1].read_text()
+        assert "\x1b[" not in frames and frames.count("WORKER") >= 3
+        for line in json_lines[1].read_text().splitlines():
+            assert json.loads(line)["master"]["pid"] == server.pid
+        assert server.stop() == 0  # the master goes: the watch says so and ends
+        assert json_lines[0].wait(10) == 3
+        assert json_lines[1].read_text().endswith(
+            f"forkhttpd is not running (master pid {server.pid} has exited)\n")
+        assert json_lines[2].read_text() == ""
+    finally:
+        for process, _out, _err in watchers:
+            if process.poll() is None:
+                process.kill()
+                process.wait(5)
+    bad = status_cli(pidfile, "--watch", "0")
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert "argument --watch: expected 0.1 to 86400 seconds, got 0" in bad.stderr
