@@ -371,8 +371,11 @@ def log_refusal(peer: object, request_line: str, status: int, response: bytes,
                 duration_us: int) -> None:
     """For the worker's loop: an access-log line for a request the protocol refused (400,
     408, 413, 414, 431, 505...), with what is known of it: the client, the raw request line
-    ("-" when none arrived), the status and the `response` sent (its bytes are counted as
-    every response's are); no-op without an access log."""
+    ("-" when none arrived), the status and the `response` sent (its body's bytes in the
+    size field, all of it as the wire bytes, as for every response); no-op without an
+    access log."""
     access: AccessLog | None = _state["access"]
     if access is not None:
-        access.write(peer, request_line or "-", status, len(response), duration_us, [])
+        body = response.partition(b"\r\n\r\n")[2]  # the body's bytes, as for any response
+        access.write(peer, request_line or "-", status, len(body), duration_us, [], None,
+                     len(response))

@@ -43,3 +43,16 @@ def test_json_keeps_utf8_and_counts_both(start_server: Any, tmp_path: Path) -> N
     record = json.loads(line)
     assert record["user_agent"] == agent
     assert record["bytes"] == len(body) and record["bytes_sent"] == len(response)
+
+
+def test_a_refusal_logs_its_body_bytes(start_server: Any, tmp_path: Path) -> None:
+    log = tmp_path / "access.log"
+    server = start_server("--app", "echo:handler", "--access-logfile", str(log),
+                          "--access-log-format", "json")
+    answer = server.raw(b"GET /\x01 HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 400 ")
+    (line,) = _lines(log, 1)
+    record = json.loads(line)
+    body = answer.partition(b"\r\n\r\n")[2]
+    assert record["status"] == 400 and record["bytes"] == len(body) > 0
+    assert record["bytes_sent"] == len(answer)
