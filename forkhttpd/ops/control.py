@@ -301,7 +301,7 @@ def _reopen(target: _Target, timeout: float) -> int:
 
 
 def main(argv: list[str]) -> int:
-    """`argv` starts with the command: reload, stop or status."""
+    """`argv` starts with the command: reload, reopen, stop or status."""
     command, rest = argv[0], argv[1:]
     args = _parser(command).parse_args(rest)
     try:
