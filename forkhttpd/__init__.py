@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 __all__ = ["URL", "Blob", "HTTPError", "HttpRequest", "HttpResponse", "HttpServer", "SSEEvent",
            "SSEResponse", "get_query", "staticResource", "__version__"]
 
-__version__ = "0.1.0.dev0"
+from .runtime.version import __version__  # noqa: E402 - the one version, see there
 
 _HOMES = {"HttpRequest": "interfaces.request", "HTTPError": "interfaces.response",
           "HttpResponse": "interfaces.response", "HttpServer": "ops.embedded",

@@ -3,29 +3,39 @@ check), exit code out; must not import application code (the zygotes and the thr
 --check-config child do that) and prints no traceback for a person's mistakes.
 
 Startup order, so that every mistake shows up on the terminal that started the server:
-settings -> umask -> user/group resolved -> chdir -> PID file -> listeners bound -> (daemon:
-detach, and the launcher waits for the ready pipe) -> arbiter.
+settings -> umask -> user/group resolved -> every path setting checked as the user that will
+use it (relative paths from --chdir) -> chdir -> error log -> PID file -> listeners bound ->
+(daemon: detach, and the launcher waits for the ready pipe, which reports readiness or any
+failure) -> arbiter.
+
+Exit codes (docs/errors.md): 0 success, 2 a settings error (the same command fails the same
+way until the configuration changes), 1 a runtime failure (a port in use, a server already
+running, a daemon that could not start).
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import sys
 from typing import Any
 
+from .config.paths import path_problems
 from .config.settings import Settings, SettingsError, load_settings, to_toml
 from .master.arbiter import Arbiter, StartupError
 from .master.listeners import BindError, close_listeners, describe, open_listeners, systemd_fds
 from .ops.daemon import ReadyPipe, detach, refuse_under_service_manager
-from .ops.pidfile import PidFile, PidFileError, holder
+from .ops.pidfile import AlreadyRunning, PidFile, PidFileError, holder
 from .ops.privileges import PrivilegeError, hand_over_files, resolve
 from .runtime import logs
 
 __all__ = ["main", "run_server"]
 
-EXIT_USAGE = 2
-EXIT_RUNNING = 1  # --pid names a live master
+EXIT_USAGE = 2  # a settings error
+EXIT_RUNTIME = 1  # a runtime failure
+EXIT_RUNNING = EXIT_RUNTIME  # --pid names a live master
+PREFIX = "forkhttpd: error: "
 
 
 class _Startup:
@@ -35,7 +45,8 @@ class _Startup:
         self.pipe: ReadyPipe | None = None
 
     def fail(self, message: str, details: str = "", code: int = EXIT_USAGE) -> int:
-        text = f"forkhttpd: error: {message}\n"
+        """Report on stderr (one line per problem, one prefix) and on the ready pipe."""
+        text = "".join(f"{PREFIX}{line}\n" for line in message.splitlines() or [message])
         if details:
             text += "the app's traceback:\n" + details.rstrip("\n") + "\n"
         try:
@@ -48,8 +59,16 @@ class _Startup:
         return code
 
 
-def _fail(message: str, details: str = "") -> int:
-    return _Startup().fail(message, details)
+def _fail(message: str, details: str = "", code: int = EXIT_USAGE) -> int:
+    return _Startup().fail(message, details, code)
+
+
+def _bind_exit_code(error: BindError) -> int:
+    """A port someone else holds is a runtime failure; a bad address is a settings error."""
+    cause = error.__context__
+    if isinstance(cause, OSError) and cause.errno == errno.EADDRINUSE:
+        return EXIT_RUNTIME
+    return EXIT_RUNTIME if "another server is listening" in str(error) else EXIT_USAGE
 
 
 def app_label(settings: Settings) -> str:
@@ -67,17 +86,26 @@ def run_server(settings: Settings, make_adapter: Any = None,
     `make_adapter`: see Arbiter (None: the app the settings name, in exec'd zygotes)."""
     startup = _Startup()
     os.umask(settings.umask)
-    if not settings.daemon:
-        logs.configure_error_log(settings.error_logfile, settings.log_level)
     try:
         identity = resolve(settings.user, settings.group)
     except PrivilegeError as error:
         return startup.fail(str(error))
+    # Before anything is forked: a worker that cannot open its log would crash at start, be
+    # respawned and crash again; one line per path setting that cannot work, and exit 2.
+    problems = path_problems(settings, identity)
+    if problems:
+        return startup.fail("\n".join(problems))
     if settings.chdir:
         try:
             os.chdir(settings.chdir)
         except OSError as error:
             return startup.fail(f"--chdir {settings.chdir}: {error.strerror}")
+    if not settings.daemon:
+        try:
+            logs.configure_error_log(settings.error_logfile, settings.log_level)
+        except OSError as error:
+            return startup.fail(f"--error-logfile {settings.error_logfile}: "
+                                f"{error.strerror}")
     pidfile = PidFile(settings.pid) if settings.pid else None
     try:
         if pidfile is not None and settings.daemon:
@@ -87,8 +115,10 @@ def run_server(settings: Settings, make_adapter: Any = None,
                                     f"{pidfile.path})", code=EXIT_RUNNING)
         elif pidfile is not None:
             pidfile.acquire()
-    except PidFileError as error:
+    except AlreadyRunning as error:
         return startup.fail(str(error), code=EXIT_RUNNING)
+    except PidFileError as error:
+        return startup.fail(str(error))
     listeners: list[socket.socket] = []
     master_pid = os.getpid()
     try:
@@ -97,32 +127,31 @@ def run_server(settings: Settings, make_adapter: Any = None,
             listeners = open_listeners(binds, settings.backlog, settings.reuse_port,
                                        inherited=systemd_fds(),
                                        defer_accept=settings.defer_accept)
+        except BindError as error:
+            return startup.fail(str(error), code=_bind_exit_code(error))
+        try:
             hand_over_files(settings, identity)
-        except (BindError, PrivilegeError) as error:
+        except PrivilegeError as error:
             return startup.fail(str(error))
         if settings.daemon:
             startup.pipe = ReadyPipe()
             try:
                 detach(settings, listeners, pidfile, startup.pipe)
-            except PidFileError as error:  # in the daemon: another master won the race
+            except AlreadyRunning as error:  # in the daemon: another master won the race
                 return startup.fail(str(error), code=EXIT_RUNNING)
             except Exception as error:  # noqa: BLE001 - reported, whatever went wrong
-                return startup.fail(f"cannot become a daemon: {error}")
+                return startup.fail(f"cannot become a daemon: {error}", code=EXIT_RUNTIME)
             master_pid = os.getpid()
-            logs.configure_error_log(settings.error_logfile, settings.log_level)
-        if pidfile is not None and pidfile.took_over:
-            logs.error_log.info("pid file %s: took it over from pid %d, which is gone",
-                                pidfile.path, pidfile.took_over)
-        pipe = startup.pipe
-        arbiter = Arbiter(
-            settings, listeners, make_adapter, label or app_label(settings),
-            reread_settings=reread,
-            on_ready=(lambda: pipe.ready(", ".join(describe(s) for s in listeners)))
-            if pipe is not None else None)
         try:
-            return arbiter.run()
+            return _serve(settings, listeners, pidfile, startup, make_adapter, label, reread)
         except StartupError as error:
             return startup.fail(str(error), error.details)
+        except Exception as error:  # noqa: BLE001 - the ready pipe must hear of any failure
+            if startup.pipe is None or startup.pipe.write_fd < 0:
+                raise  # not a daemon, or ready already: the usual crash report
+            logs.error_log.exception("the master failed while starting")
+            return startup.fail(f"the master failed while starting: "
+                                f"{type(error).__name__}: {error}", code=EXIT_RUNTIME)
     finally:
         if os.getpid() == master_pid:
             close_listeners(listeners)
@@ -130,9 +159,29 @@ def run_server(settings: Settings, make_adapter: Any = None,
                 pidfile.release()
 
 
+def _serve(settings: Settings, listeners: list[socket.socket], pidfile: PidFile | None,
+           startup: _Startup, make_adapter: Any, label: str | None, reread: Any) -> int:
+    """The arbiter's run, in the foreground or in the daemon."""
+    if settings.daemon:
+        try:
+            logs.configure_error_log(settings.error_logfile, settings.log_level)
+        except OSError as error:
+            return startup.fail(f"--error-logfile {settings.error_logfile}: {error.strerror}")
+    if pidfile is not None and pidfile.took_over:
+        logs.error_log.info("pid file %s: took it over from pid %d, which is gone",
+                            pidfile.path, pidfile.took_over)
+    pipe = startup.pipe
+    arbiter = Arbiter(
+        settings, listeners, make_adapter, label or app_label(settings),
+        reread_settings=reread,
+        on_ready=(lambda: pipe.ready(", ".join(describe(s) for s in listeners)))
+        if pipe is not None else None)
+    return arbiter.run()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] in ("reload", "stop", "status"):
+    if args and args[0] in ("reload", "reopen", "stop", "status"):
         from .ops.control import main as control_main
 
         return control_main(args)
@@ -144,16 +193,16 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings(args, os.environ)
     except SystemExit:
         if "-h" in args or "--help" in args:  # the settings' help; the commands are ours
-            print("\ncommands:\n  forkhttpd reload|stop|status --pid FILE (or -c CONFIG)\n"
+            print("\ncommands:\n  forkhttpd reload|reopen|stop|status --pid FILE "
+                  "(or -c CONFIG)\n"
                   "                        control a running server through its PID file; "
                   "see forkhttpd status --help")
         raise
     except SettingsError as error:
-        if "--check-config" in args:  # as `nginx -t`: a bad configuration is exit code 1
-            _fail(str(error))
+        _fail(str(error))
+        if "--check-config" in args:
             print("forkhttpd: configuration check failed", file=sys.stderr)
-            return 1
-        return _fail(str(error))
+        return EXIT_USAGE
     if settings.print_config:
         sys.stdout.write(to_toml(settings))
         return 0

@@ -45,13 +45,10 @@ _COMPARED = frozenset(f.name for f in fields(Settings) if f.compare)
 
 
 def package_version() -> str:
-    """The installed forkhttpd version, or "0.1.0.dev0" when running from a source tree."""
-    try:
-        from importlib import metadata  # only here: it drags zipfile, csv, email, ...
+    """forkhttpd's version (forkhttpd/runtime/version.py, which the package metadata also reads)."""
+    from ..runtime.version import __version__
 
-        return metadata.version("forkhttpd")
-    except Exception:  # noqa: BLE001 - metadata.PackageNotFoundError: a source tree
-        return "0.1.0.dev0"
+    return __version__
 
 
 # --------------------------------------------------------------------------------------------
@@ -71,7 +68,8 @@ class _Parser(argparse.ArgumentParser):
                     if close:
                         hint = f" (did you mean {close}?)"
                         break
-        raise SettingsError(f"forkhttpd: {message}{hint}; see forkhttpd --help")
+        # No "forkhttpd:" here: whoever prints the error adds the one prefix.
+        raise SettingsError(f"{message}{hint}; see forkhttpd --help")
 
 
 def _default_text(setting: Setting) -> str:
@@ -141,11 +139,14 @@ def _convert(setting: Setting, raw: object, where: str, errors: list[str],
         return _MISSING
 
 
+_CLOSE_ENOUGH = 0.8  # a typo (--worker, --acess-logfile), not a different word (--log-config)
+
+
 def _close(word: str, known: Mapping[str, str]) -> str | None:
-    """The value of the key of `known` most like `word` (if any is alike enough)."""
+    """The value of the key of `known` most like `word`, if it looks like a typo of it."""
     import difflib  # error path only
 
-    close = difflib.get_close_matches(word, list(known), n=1)
+    close = difflib.get_close_matches(word, list(known), n=1, cutoff=_CLOSE_ENOUGH)
     return known[close[0]] if close else None
 
 

@@ -133,8 +133,11 @@ def build_app_adapter(settings: Any) -> Adapter:
 
     app = None
     if settings.app:
-        app = build_adapter(load_app(settings.app, settings.chdir), settings.interface,
-                            settings=settings)
+        target = load_app(settings.app, settings.chdir)
+        try:
+            app = build_adapter(target, settings.interface, settings=settings)
+        except InterfaceError as error:  # name the setting, as the loader's errors do
+            raise InterfaceError(f"--app {settings.app}: {error}") from None
     return build_router(settings, app)
 
 

@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from ..protocol import LocalProtocolError
+from ..runtime.version import SERVER_SOFTWARE as _SOFTWARE
 from ..worker.exchange import Exchange
 from ..worker.parts import FileSlice, ResponseParts, ServerFields, trusted_fields
 
@@ -30,7 +31,6 @@ log = logging.getLogger("forkhttpd.error")
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate",
                          "proxy-authorization", "te", "trailers", "transfer-encoding",
                          "upgrade"})
-_SOFTWARE = "forkhttpd/0.1"
 
 
 class InputStream:

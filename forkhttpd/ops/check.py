@@ -1,5 +1,6 @@
-"""`forkhttpd --check-config`: validate the settings, import the application in a throwaway
-child process, print what would run and exit 0 or 1, as `nginx -t` does; must not import
+"""`forkhttpd --check-config`: validate the settings and every path as the user that will use
+it, import the application in a throwaway child process, print what would run and exit 0, or
+2 with one line per problem (a settings error, as at startup), like `nginx -t`; must not import
 the master or worker packages, and never imports the application in the calling process (only
 the child, `forkhttpd _check-app`, does, after dropping privileges as a zygote would).
 """
@@ -14,6 +15,7 @@ import sys
 import traceback
 from typing import Any
 
+from ..config.paths import path_problems
 from ..config.settings import Settings, SettingsError, load_settings
 from ..interfaces.loader import AppLoadError
 from ..master.listeners import systemd_fds
@@ -23,6 +25,33 @@ from .privileges import PrivilegeError, drop_for_app, resolve
 __all__ = ["check_config", "import_child"]
 
 IMPORT_TIMEOUT = 120.0  # an app whose import hangs is a finding too
+EXIT_PROBLEMS = 2  # what the same settings would exit with at startup
+
+
+_CAP_NET_BIND_SERVICE = 10
+
+
+def _can_bind_low() -> bool:
+    """Root, or a process given CAP_NET_BIND_SERVICE (systemd's AmbientCapabilities=)."""
+    if os.geteuid() == 0:
+        return True
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("CapEff:"):
+                    return bool(int(line.split()[1], 16) >> _CAP_NET_BIND_SERVICE & 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return False
+
+
+def _unprivileged_port_start() -> int:
+    """The first port anyone may bind (Linux's net.ipv4.ip_unprivileged_port_start)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_unprivileged_port_start", encoding="ascii") as file:
+            return int(file.read().strip())
+    except (OSError, ValueError):
+        return 1024
 
 
 def _bind_problems(settings: Settings) -> tuple[list[str], list[str]]:
@@ -47,7 +76,7 @@ def _bind_problems(settings: Settings) -> tuple[list[str], list[str]]:
             if not os.path.isdir(directory):
                 problems.append(f"--bind unix:{bind.path}: directory {directory} does not "
                                 "exist")
-        elif bind.port and bind.port < 1024 and os.geteuid() != 0:
+        elif bind.port and bind.port < _unprivileged_port_start() and not _can_bind_low():
             problems.append(f"--bind {bind}: port {bind.port} needs root (or "
                             "CAP_NET_BIND_SERVICE, or a socket from systemd)")
     return shown, problems
@@ -96,7 +125,7 @@ def _import_in_child(argv: list[str], settings: Settings) -> dict[str, Any]:
 
 
 def check_config(settings: Settings, argv: list[str]) -> int:
-    """Print what would run and every problem found; 0 when none, 1 otherwise."""
+    """Print what would run and every problem found; 0 when none, 2 otherwise."""
     problems: list[str] = []
     notes: list[str] = []
     identity = None
@@ -104,26 +133,22 @@ def check_config(settings: Settings, argv: list[str]) -> int:
         identity = resolve(settings.user, settings.group)
     except PrivilegeError as error:
         problems.append(str(error))
-    if settings.chdir and not os.path.isdir(settings.chdir):
-        problems.append(f"--chdir {settings.chdir}: no such directory")
+    problems += path_problems(settings, identity)
     binds, bind_problems = _bind_problems(settings)
     problems += bind_problems
     if settings.daemon and os.environ.get("NOTIFY_SOCKET"):
         problems.append("--daemon with NOTIFY_SOCKET set: a service manager runs forkhttpd; "
                         "drop --daemon")
-    if settings.pid:
-        if not os.path.isdir(os.path.dirname(os.path.abspath(settings.pid))):
-            problems.append(f"--pid {settings.pid}: its directory does not exist")
+    if settings.pid and os.path.isdir(os.path.dirname(os.path.abspath(settings.pid))):
+        try:
+            running = holder(settings.pid)
+        except PidFileError as error:
+            problems.append(str(error))
         else:
-            try:
-                running = holder(settings.pid)
-            except PidFileError as error:
-                problems.append(str(error))
-            else:
-                if running:
-                    notes.append(f"a master is running (pid {running}): starting another "
-                                 "would fail; `forkhttpd reload` would load this "
-                                 "configuration")
+            if running:
+                notes.append(f"a master is running (pid {running}): starting another "
+                             "would fail; `forkhttpd reload` would load this "
+                             "configuration")
     verdict = _import_in_child(argv, settings) if not problems else {
         "ok": False, "skipped": True}
     app = settings.app or (f"routes in {settings.routes}" if settings.routes
@@ -159,7 +184,7 @@ def check_config(settings: Settings, argv: list[str]) -> int:
             print("the app's traceback:\n" + str(verdict["details"]).rstrip("\n"),
                   file=sys.stderr)
         print("forkhttpd: configuration check failed", file=sys.stderr)
-        return 1
+        return EXIT_PROBLEMS
     print(f"forkhttpd: the app loaded in a separate process{who}; "
           "configuration check is successful")
     return 0

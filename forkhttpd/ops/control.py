@@ -1,5 +1,5 @@
-"""`forkhttpd reload|stop|status`: control a running master through its PID file, without
-memorising signals; must not import the master or worker packages (it runs in its own short-lived
+"""`forkhttpd reload|reopen|stop|status`: control a running master through its PID file,
+without memorising signals; must not import the master or worker packages (it runs in its own short-lived
 process and only ever signals the master named by a locked PID file).
 
 A PID file can outlive its master and its PID can be recycled; a signal goes out only when the
@@ -18,11 +18,12 @@ from typing import TextIO
 
 from ..config.settings import SettingsError, load_settings
 from ..master.health import ProcessInfo, children_info, process_info
+from ..runtime.scoreboard import Scoreboard
 from .pidfile import PidFileError, holder
 
 __all__ = ["COMMANDS", "main"]
 
-COMMANDS = ("reload", "stop", "status")
+COMMANDS = ("reload", "reopen", "stop", "status")
 EXIT_NOT_RUNNING = 3  # LSB init scripts: "program is not running"
 EXIT_RELOAD_NOT_RUNNING = 7  # LSB: "program is not running", for the other actions
 EXIT_USAGE = 2
@@ -36,6 +37,10 @@ def _parser(command: str) -> argparse.ArgumentParser:
         description={"reload": "Load the application anew (SIGHUP) and wait until the new "
                                "generation has loaded.",
                      "stop": "Stop gracefully (SIGTERM) and wait until the master is gone.",
+                     "reopen": "Reopen the log files (SIGUSR1) and wait until every worker "
+                               "has written its buffered lines to the old files and opened "
+                               "the new ones: for logrotate's postrotate, so that "
+                               "compressing the old file loses no line.",
                      "status": "Show the master, its workers and their generation."}[command])
     parser.add_argument("-p", "--pid", metavar="FILE",
                         help="the master's PID file (default: pid from the config file)")
@@ -50,7 +55,7 @@ def _parser(command: str) -> argparse.ArgumentParser:
     else:
         parser.add_argument("--timeout", type=float, metavar="SECONDS",
                             help="how long to wait (default: the graceful timeout + 10s for "
-                                 "stop, 60s for reload)")
+                                 "stop, 60s for reload, 30s for reopen)")
     if command == "stop":
         parser.add_argument("--fast", action="store_true",
                             help="SIGQUIT: stop at once, interrupting requests in flight")
@@ -222,8 +227,81 @@ def _reload(target: _Target, timeout: float) -> int:
     return 1
 
 
+# -- reopen: USR1, then wait for every worker's acknowledgement in its scoreboard slot --------
+_SCOREBOARD_LINK = "/memfd:forkhttpd-scoreboard"
+_NO_WORKER = ("free", "starting")
+
+
+def _scoreboard(pid: int) -> Scoreboard:
+    """The master's scoreboard, mapped read-only through /proc (its memfd); OSError when it
+    cannot be found or read (another user's master: run as that user or root)."""
+    directory = f"/proc/{pid}/fd"
+    for name in os.listdir(directory):
+        try:
+            link = os.readlink(f"{directory}/{name}")
+        except OSError:
+            continue
+        if link.startswith(_SCOREBOARD_LINK):
+            return Scoreboard.inspect(f"{directory}/{name}")
+    raise FileNotFoundError(f"master {pid} has no scoreboard open")
+
+
+def _gone(pid: int) -> bool:
+    """A worker that exited (or waits to be reaped) flushed its lines on its way out."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as file:
+            return file.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _reopen(target: _Target, timeout: float) -> int:
+    """Signal USR1; 0 once each worker that was serving has acknowledged the reopen (or
+    exited). The master reopens its own logs before it relays the signal, so the workers'
+    acknowledgements vouch for it too."""
+    assert target.info is not None
+    pid = target.info.pid
+    try:
+        board = _scoreboard(pid)
+    except OSError as error:
+        target.signal(signal.SIGUSR1)
+        print(f"forkhttpd: error: sent SIGUSR1 to master {pid}, but cannot see its workers "
+              f"acknowledge ({error.strerror or error}); run as the server's user or root",
+              file=sys.stderr)
+        return 1
+    waiting: dict[int, tuple[int, int]] = {}  # slot -> (worker pid, reopens before)
+    for index in range(board.capacity):
+        view = board.read(index)
+        if view.pid > 0 and view.state not in _NO_WORKER:
+            waiting[index] = (view.pid, board.reopens(index))
+    count = len(waiting)
+    target.signal(signal.SIGUSR1)
+    start = time.monotonic()
+    deadline = start + timeout
+    while waiting:
+        for index, (worker, before) in list(waiting.items()):
+            if (board.read(index).pid != worker or board.reopens(index) != before
+                    or _gone(worker)):
+                del waiting[index]
+        if not waiting:
+            break
+        if time.monotonic() >= deadline:
+            pids = ", ".join(str(worker) for worker, _ in waiting.values())
+            print(f"forkhttpd: error: after {timeout:g}s, {len(waiting)} of {count} workers "
+                  f"have not reopened their logs (pid {pids}): busy in a long request, or "
+                  "stuck; their buffered lines may still go to the old file", file=sys.stderr)
+            return 1
+        if target.gone():
+            print(f"forkhttpd: error: master {pid} exited during the reopen", file=sys.stderr)
+            return 1
+        time.sleep(0.01)
+    print(f"forkhttpd: logs reopened by master {pid} and {count} workers "
+          f"in {time.monotonic() - start:.2f}s")
+    return 0
+
+
 def main(argv: list[str]) -> int:
-    """`argv` starts with the command: reload, stop or status."""
+    """`argv` starts with the command: reload, reopen, stop or status."""
     command, rest = argv[0], argv[1:]
     args = _parser(command).parse_args(rest)
     try:
@@ -243,7 +321,7 @@ def main(argv: list[str]) -> int:
     if not target.running:
         why = "no such file" if not os.path.exists(path) else "no live master holds it"
         print(f"forkhttpd is not running (pid file {path}: {why})",
-              file=sys.stderr if command == "reload" else sys.stdout)
+              file=sys.stderr if command in ("reload", "reopen") else sys.stdout)
         # LSB init-script codes: stopping a stopped server succeeds; status says 3.
         return {"status": EXIT_NOT_RUNNING, "stop": 0}.get(command, EXIT_RELOAD_NOT_RUNNING)
     if command == "status":
@@ -251,4 +329,6 @@ def main(argv: list[str]) -> int:
     if command == "stop":
         return _stop(target, args.timeout if args.timeout is not None else graceful + 10.0,
                      args.fast)
+    if command == "reopen":
+        return _reopen(target, args.timeout if args.timeout is not None else 30.0)
     return _reload(target, args.timeout if args.timeout is not None else 60.0)

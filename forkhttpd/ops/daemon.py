@@ -12,8 +12,10 @@ verdict instead. Every other fork (the second one, the master's own) leaves the 
 from __future__ import annotations
 
 import os
+import select
 import socket
 import sys
+import time
 from typing import IO, Any
 
 from .pidfile import PidFile
@@ -22,6 +24,9 @@ __all__ = ["ReadyPipe", "detach", "refuse_under_service_manager"]
 
 _READY = b"ready"
 _FAILED = b"failed"
+# How long the launcher waits for a word from the daemon (systemd's TimeoutStartSec in the
+# shipped unit): a failure is reported at once, this only bounds a start that hangs.
+READY_TIMEOUT = 90.0
 
 
 def refuse_under_service_manager(environ: dict[str, str] | os._Environ[str]) -> str | None:
@@ -56,8 +61,15 @@ class ReadyPipe:
     def wait_verdict(self) -> int:
         """Block until the daemon reports; print failures; return the launcher's exit code."""
         data = b""
+        deadline = time.monotonic() + READY_TIMEOUT
         while True:
             try:
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([self.read_fd], [], [], left)[0]:
+                    print(f"forkhttpd: error: the daemon did not report ready within "
+                          f"{READY_TIMEOUT:g}s; it may still be starting in the background: "
+                          "see the error log (--error-logfile)", file=sys.stderr)
+                    return 1
                 chunk = os.read(self.read_fd, 65536)
             except InterruptedError:
                 continue

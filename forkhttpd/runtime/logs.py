@@ -224,21 +224,29 @@ class AccessLog:
         _write_all(self.fd, "".join(piece).encode("utf-8", "backslashreplace"))
 
     def log(self, exchange: Any, duration_us: int) -> None:
-        """Log one finished Exchange (request, peer, status, bytes_sent)."""
+        """Log one finished Exchange (request, peer, status, body_sent, bytes_sent)."""
         request = exchange.request
-        self.write(exchange.peer, request.request_line, exchange.status, exchange.bytes_sent,
-                   duration_us, request.headers, request)
+        wire = exchange.bytes_sent
+        self.write(exchange.peer, request.request_line, exchange.status,
+                   getattr(exchange, "body_sent", wire), duration_us, request.headers,
+                   request, wire)
 
     def write(self, peer: object, request_line: str, status: int, size: int,
-              duration_us: int, headers: list[tuple[str, str]], request: Any = None) -> None:
+              duration_us: int, headers: list[tuple[str, str]], request: Any = None,
+              wire: int | None = None) -> None:
         self.lines.append(self.format(peer, request_line, status, size, duration_us, headers,
-                                      request))
+                                      request, wire))
         if len(self.lines) >= self.FLUSH_LINES:
             self.flush()
 
     def format(self, peer: object, request_line: str, status: int, size: int,
-               duration_us: int, headers: list[tuple[str, str]], request: Any = None) -> str:
-        """One line, newline included; never more than one line, whatever the input."""
+               duration_us: int, headers: list[tuple[str, str]], request: Any = None,
+               wire: int | None = None) -> str:
+        """One line, newline included; never more than one line, whatever the input.
+
+        `size` is the response body's bytes (Apache's %b, nginx's $body_bytes_sent, the
+        combined format's field); `wire` every byte sent, head and framing included (%O,
+        JSON's "bytes_sent"; the body's size when not known)."""
         referer = user_agent = ""
         for name, value in headers:
             if name == "referer":
@@ -255,10 +263,11 @@ class AccessLog:
         if fmt == "json":
             return (f'{{"time":"{self.clock.iso}","peer":{_json_str(host)},'
                     f'"request":{_json_str(request_line)},"status":{status},"bytes":{size},'
+                    f'"bytes_sent":{size if wire is None else wire},'
                     f'"duration_us":{duration_us},"pid":{self.pid},'
                     f'"user_agent":{_json_str(user_agent)},"referer":{_json_str(referer)}}}\n')
         atoms = _Atoms(self, host, request_line, status, size, duration_us, headers, request,
-                       referer, user_agent)
+                       referer, user_agent, size if wire is None else wire)
         return (fmt % atoms).replace("\n", "\\n").replace("\r", "\\r") + "\n"
 
 
@@ -267,8 +276,9 @@ class _Atoms:
 
     def __init__(self, log: AccessLog, host: str, line: str, status: int, size: int,
                  duration_us: int, headers: list[tuple[str, str]], request: Any,
-                 referer: str, user_agent: str) -> None:
+                 referer: str, user_agent: str, wire: int) -> None:
         self.log, self.host, self.line, self.status, self.size = log, host, line, status, size
+        self.wire = wire
         self.us, self.headers, self.request = duration_us, headers, request
         self.referer, self.user_agent = referer, user_agent
 
@@ -300,6 +310,7 @@ _SIMPLE: dict[str, Any] = {
     "m": lambda a: a._part(0), "U": lambda a: _target(a, False),
     "q": lambda a: _target(a, True), "H": lambda a: a._part(2),
     "s": lambda a: a.status, "B": lambda a: a.size, "b": lambda a: a.size or "-",
+    "O": lambda a: a.wire,
     "f": lambda a: a.referer or "-", "a": lambda a: a.user_agent or "-",
     "T": lambda a: a.us // 1_000_000, "M": lambda a: a.us // 1000, "D": lambda a: a.us,
     "L": lambda a: f"{a.us / 1e6:.6f}", "p": lambda a: f"<{a.log.pid}>",
@@ -310,11 +321,32 @@ _json_encode: Any = None
 
 
 def _json_str(text: str) -> str:
-    """A JSON string literal, ASCII only (json is imported only by a JSON access log)."""
+    """A JSON string literal that keeps UTF-8 text as text (json is imported only by a JSON
+    access log). The parser hands over request lines and field values decoded as Latin-1,
+    one character per byte: those bytes are read as UTF-8 again, and a byte that is not
+    UTF-8 shows as \\xNN text; quotes, backslashes and control characters are escaped."""
     global _json_encode
     if _json_encode is None:
-        from json.encoder import encode_basestring_ascii as _json_encode
-    return str(_json_encode(text))
+        from json.encoder import encode_basestring as _json_encode
+    if not text.isascii():
+        try:
+            text = text.encode("latin-1").decode("utf-8", "backslashreplace")
+        except UnicodeEncodeError:
+            pass  # not from the wire (a character above U+00FF): already text
+    # encode_basestring leaves U+2028/U+2029 and lone surrogates alone: valid JSON, but a
+    # surrogate cannot be written as UTF-8, so those are escaped too.
+    literal = str(_json_encode(text))
+    if literal.isascii():
+        return literal
+    return "".join(c if c.isascii() or (c.isprintable() and not 0xD800 <= ord(c) <= 0xDFFF)
+                   else f"\\u{ord(c):04x}" if ord(c) < 0x10000 else _json_pair(ord(c))
+                   for c in literal)
+
+
+def _json_pair(code: int) -> str:
+    """A character outside the BMP as a JSON surrogate pair."""
+    code -= 0x10000
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
 
 
 def _escape(text: str) -> str:
@@ -339,8 +371,11 @@ def log_refusal(peer: object, request_line: str, status: int, response: bytes,
                 duration_us: int) -> None:
     """For the worker's loop: an access-log line for a request the protocol refused (400,
     408, 413, 414, 431, 505...), with what is known of it: the client, the raw request line
-    ("-" when none arrived), the status and the `response` sent (its bytes are counted as
-    every response's are); no-op without an access log."""
+    ("-" when none arrived), the status and the `response` sent (its body's bytes in the
+    size field, all of it as the wire bytes, as for every response); no-op without an
+    access log."""
     access: AccessLog | None = _state["access"]
     if access is not None:
-        access.write(peer, request_line or "-", status, len(response), duration_us, [])
+        body = response.partition(b"\r\n\r\n")[2]  # the body's bytes, as for any response
+        access.write(peer, request_line or "-", status, len(body), duration_us, [], None,
+                     len(response))

@@ -76,6 +76,11 @@ _FORMAT = struct.Struct(f"<iiiBBxxddBxxxId{_LINE}s{_HOST}sH{COUNTERS}Q"
 SLOT_SIZE = 1024
 assert _FORMAT.size <= SLOT_SIZE
 assert _IDENTITY.size + _REQUEST.size + _COUNTS.size == _FORMAT.size
+# The slot's last 4 bytes: how many USR1 log reopens the worker has finished (it flushed its
+# buffered access-log lines into the old file first). `forkhttpd reopen` waits for it to move.
+_REOPENS = struct.Struct("<I")
+_OFF_REOPENS = SLOT_SIZE - _REOPENS.size
+assert _FORMAT.size <= _OFF_REOPENS
 
 _OFF_RECYCLE = 12
 _OFF_EXIT = 13
@@ -146,6 +151,12 @@ class Slot:
 
     def set_exit_reason(self, reason: int) -> None:
         self.board.mem[self.base + _OFF_EXIT] = reason
+
+    def reopened(self) -> None:
+        """Acknowledge a finished log reopen (lines flushed to the old file, files reopened)."""
+        at = self.base + _OFF_REOPENS
+        (count,) = _REOPENS.unpack_from(self.board.mem, at)
+        _REOPENS.pack_into(self.board.mem, at, (count + 1) & 0xFFFFFFFF)
 
 
 class Meter:
@@ -284,6 +295,21 @@ class Scoreboard:
             fd = _memfd(size)
         self.fd = fd
         self.mem = mmap.mmap(fd, size)  # MAP_SHARED, read and write
+
+    @classmethod
+    def inspect(cls, path: str) -> Scoreboard:
+        """A read-only look at a running master's scoreboard, from the path of its memfd
+        (/proc/PID/fd/N), for `forkhttpd reopen`. Raises OSError."""
+        board = cls.__new__(cls)
+        with open(path, "rb") as file:
+            size = os.fstat(file.fileno()).st_size
+            board.mem = mmap.mmap(file.fileno(), size, access=mmap.ACCESS_READ)
+        board.capacity, board.fd = size // SLOT_SIZE, -1
+        return board
+
+    def reopens(self, index: int) -> int:
+        """How many log reopens the worker in slot `index` has acknowledged."""
+        return int(_REOPENS.unpack_from(self.mem, index * SLOT_SIZE + _OFF_REOPENS)[0])
 
     @classmethod
     def attach(cls, fd: int, capacity: int) -> Scoreboard:

@@ -54,8 +54,8 @@ class Exchange:
     """A request in flight on one connection. `close` is the loop's policy for this request
     (--keep-alive 0, the last of --max-keepalive-requests); adapters may set it too."""
 
-    __slots__ = ("conn", "request", "ctx", "close", "started", "status", "bytes_sent", "start",
-                 "_continue_sent", "_body_done", "_body_bytes", "_last_beat")
+    __slots__ = ("conn", "request", "ctx", "close", "started", "status", "bytes_sent", "body_sent",
+                 "start", "_continue_sent", "_body_done", "_body_bytes", "_last_beat")
 
     def __init__(self, conn: Connection, request: Request, ctx: ExchangeContext,
                  close: bool = False) -> None:
@@ -65,7 +65,8 @@ class Exchange:
         self.close = close
         self.started = False
         self.status = 0
-        self.bytes_sent = 0
+        self.bytes_sent = 0  # on the wire: head, framing and body
+        self.body_sent = 0  # the body alone (the access log's %b, as Apache counts it)
         self.start = self._last_beat = ctx.clock()
         self._continue_sent = False
         self._body_done = False  # even a bodiless request ends with EndOfMessage
@@ -196,6 +197,9 @@ class Exchange:
                                          trusted=parts.trusted)
             self.started = True  # only now: a refused head can still become a 500
             self.bytes_sent = len(data)
+            if not (self.request.method == "HEAD" or parts.status < 200
+                    or parts.status in (204, 304)):  # those are sent without their body
+                self.body_sent = len(body)
             conn.send_all(data, last=not proto.keep_alive)
             return
         push = getattr(body, "__forkhttpd_push__", None)
@@ -224,6 +228,7 @@ class Exchange:
             if not bodiless and size > 0:
                 sent = conn.sendfile(fd, offset, size)
                 self.bytes_sent += sent
+                self.body_sent = sent
                 conn.proto.note_body_sent(sent)  # sendfile bypassed send_data's framing
             tail = conn.proto.end_response()
             if tail:
@@ -258,7 +263,9 @@ class Exchange:
                                     trusted=trusted)
         self.started = True
         if first:
-            data += proto.send_data(first)
+            framed = proto.send_data(first)
+            data += framed
+            self.body_sent += len(first) if framed else 0
         self.conn.send_all(data)
         self.bytes_sent += len(data)
 
@@ -268,6 +275,7 @@ class Exchange:
         if framed:
             self.conn.send_all(framed)
             self.bytes_sent += len(framed)
+            self.body_sent += len(data)
             self.beat()
 
     def finish(self) -> None:

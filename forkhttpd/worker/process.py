@@ -120,8 +120,9 @@ class _Worker:
         slot.beat(now)
         loop = self.loop
         self.flush()
-        if logs.reopen_if_asked():
+        if logs.reopen_if_asked():  # flushed to the old file first, then reopened by name
             _dump_stacks_to_error_log()  # faulthandler follows the error log to its new file
+            slot.reopened()  # what `forkhttpd reopen` waits for
         parent = os.getppid()
         if parent != self.master_pid and parent != self.parent_at_fork:
             logs.error_log.warning("master %d is gone; exiting", self.master_pid)
@@ -178,6 +179,9 @@ class _Worker:
         return resident
 
     def run(self) -> None:
+        # USR1 held back while its handler changes: between reset (default: terminate) and
+        # on_usr1, a log reopen relayed by the master would kill the worker.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
         reset_signals()
         signal.signal(signal.SIGTERM, self.on_term)
         signal.signal(signal.SIGINT, self.on_quit)
@@ -187,6 +191,7 @@ class _Worker:
         for ignored in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR2):
             signal.signal(ignored, signal.SIG_IGN)
         signal.siginterrupt(signal.SIGALRM, True)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
         logs.set_role(f"worker {self.number}")
         logs.reopen_logs()  # by name: the zygote's copy may be a file rotated since
         _dump_stacks_to_error_log()

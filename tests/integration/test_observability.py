@@ -186,17 +186,18 @@ def test_json_access_log_survives_hostile_request_lines(start_server: StartServe
                    b"Referer: a\\\"b\r\nConnection: close\r\n\r\n")
     assert wait_until(lambda: access.read_text().count("\n") >= 4, timeout=3)
     time.sleep(0.4)
-    records = [json.loads(line) for line in access.read_text().splitlines()]
-    assert [r["request"] for r in records] == [line.decode("latin-1") for line in hostile]
+    records = [json.loads(line) for line in access.read_bytes().decode("utf-8").splitlines()]
+    # UTF-8 stays text; a byte that is not UTF-8 shows as \xNN text (ops: issue 17, item 3)
+    assert [r["request"] for r in records] == [line.decode("utf-8", "backslashreplace")
+                                               for line in hostile]
     for record in records[:3]:
-        assert record["user_agent"] == '"evil"\t\xff\\' and record["referer"] == 'a\\"b'
+        assert record["user_agent"] == '"evil"\t\\xff\\' and record["referer"] == 'a\\"b'
         assert record["status"] == 200
     refused = records[3]  # control bytes in the target: refused, logged with what is known
     assert (refused["status"], refused["user_agent"], refused["referer"]) == (400, "", "")
     for record in records:
         assert record["pid"] in server.worker_pids()
         assert record["peer"] == "127.0.0.1" and record["duration_us"] >= 0
-    assert access.read_bytes().isascii()
 
 
 def test_usr1_rotation_under_load_loses_nothing(start_server: StartServer, tmp_path: Path) -> None:
@@ -375,7 +376,8 @@ def test_refused_requests_are_logged_and_counted(start_server: StartServer, tmp_
                              r'(\d+)', logged)
         assert match, logged
         assert (match[1], int(match[2])) == (line, status)
-        assert int(match[3]) > 40 and int(match[5]) in server.worker_pids()
+        # the size is the error body's bytes (Apache's %b), not the head's
+        assert int(match[3]) > 10 and int(match[5]) in server.worker_pids()
         durations.append(int(match[4]))
     assert durations[-1] >= 900_000  # the 408 came after --header-timeout 1
 

@@ -1,5 +1,5 @@
 """`forkhttpd --check-config`, as `nginx -t`: validate, import the app in a throwaway process,
-print what would run, exit 0 or 1."""
+print what would run, exit 0, or 2 for any problem (a settings error, as at startup)."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def test_the_app_is_imported_in_a_throwaway_process(tmp_path: Path) -> None:
 
 def test_an_app_that_raises_at_import(tmp_path: Path) -> None:
     result = run_forkhttpd("--check-config", "--app", "raises_at_import:handler", cwd=APPS)
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "the app's own import-time failure" in result.stderr  # the app's traceback
     assert "configuration check failed" in result.stderr
     assert "app:          raises_at_import:handler" in result.stdout  # still says what
@@ -56,14 +56,14 @@ def test_an_app_that_raises_at_import(tmp_path: Path) -> None:
 
 def test_an_app_that_is_not_there() -> None:
     result = run_forkhttpd("--check-config", "--app", "mymod:nothing", cwd=APPS)
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "module 'mymod' has no attribute 'nothing'" in result.stderr
     assert "Traceback" not in result.stderr  # a typo in --app is no app failure
 
 
-def test_invalid_settings_exit_1_not_2() -> None:
+def test_invalid_settings_exit_2_as_at_startup() -> None:
     result = run_forkhttpd("--check-config", "--workers", "zero", cwd=APPS)
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "--workers" in result.stderr and "configuration check failed" in result.stderr
 
 
@@ -74,7 +74,7 @@ def test_problems_are_all_listed_and_the_app_not_imported(tmp_path: Path) -> Non
                            "no-such-user-xyz", "--chdir", str(tmp_path / "nope"),
                            "--bind", f"unix:{tmp_path}/missing/s.sock", cwd=tmp_path,
                            env={"MARKER": str(marker)})
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "--user no-such-user-xyz: no such user" in result.stderr
     assert "--chdir" in result.stderr and "missing" in result.stderr
     assert not marker.exists()

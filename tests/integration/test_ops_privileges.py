@@ -142,4 +142,4 @@ def test_bad_chdir_is_a_startup_error(tmp_path: Path) -> None:
     result = run_forkhttpd("--app", "mymod:handler", "--chdir", str(missing),
                            "--bind", "127.0.0.1:1", cwd=APPS, timeout=20)
     assert result.returncode == 2
-    assert f"--chdir {missing}: No such file or directory" in result.stderr
+    assert f"--chdir {missing}: no such directory" in result.stderr

@@ -115,7 +115,7 @@ def _prepare(run: Path) -> None:
     units = run / "units"
     units.mkdir()
     for name in ("forkhttpd.service", "forkhttpd.socket", "forkhttpd@.service",
-                 "forkhttpd.sysusers"):
+                 "forkhttpd@.socket", "forkhttpd.sysusers"):
         shutil.copy(REPO / "systemd" / name, units / name)
     for name in ("inside.py", "e2eapp.py"):
         shutil.copy(HERE / name, run / name)
@@ -170,4 +170,4 @@ def test_systemd_start_reload_socket_activation_stop(tmp_path: Path) -> None:
         print(f"  {'ok  ' if result['ok'] else 'FAIL'} {result['name']}"
               + (f": {result['detail'][:200]}" if result["detail"] else ""))
     assert not failed, "\n".join(f"{r['name']}: {r['detail']}" for r in failed) + context
-    assert len(report["results"]) >= 25
+    assert len(report["results"]) >= 31

@@ -42,15 +42,17 @@ def _fake_root(tmp: Path) -> Path:
         path.chmod(0o755)
     target = root / "etc/systemd/system"
     target.mkdir(parents=True)
-    for unit in ("forkhttpd.service", "forkhttpd.socket", "forkhttpd@.service"):
+    for unit in ("forkhttpd.service", "forkhttpd.socket", "forkhttpd@.service",
+                 "forkhttpd@.socket"):
         shutil.copy(UNITS / unit, target / unit)
-    # An instance of the template, as `systemctl enable forkhttpd@blue` would make.
+    # Instances of the templates, as `systemctl enable forkhttpd@blue` would make.
     (target / "forkhttpd@blue.service").symlink_to("forkhttpd@.service")
+    (target / "forkhttpd@blue.socket").symlink_to("forkhttpd@.socket")
     return root
 
 
 @pytest.mark.parametrize("unit", ["forkhttpd.service", "forkhttpd.socket",
-                                  "forkhttpd@blue.service"])
+                                  "forkhttpd@blue.service", "forkhttpd@blue.socket"])
 def test_units_verify_clean(tmp_path: Path, unit: str) -> None:
     analyze = _analyze()
     root = _fake_root(tmp_path)
@@ -70,11 +72,15 @@ def test_verify_would_catch_a_mistake(tmp_path: Path) -> None:
     assert "KilMode" in result.stderr
 
 
-def _service(name: str) -> configparser.SectionProxy:
+def _section(name: str, section: str) -> configparser.SectionProxy:
     parser = configparser.ConfigParser(strict=False, interpolation=None)
     parser.optionxform = str  # type: ignore[assignment,method-assign]
     parser.read(UNITS / name)
-    return parser["Service"]
+    return parser[section]
+
+
+def _service(name: str) -> configparser.SectionProxy:
+    return _section(name, "Service")
 
 
 def _seconds(text: str) -> float:
@@ -97,6 +103,33 @@ def test_service_contract(name: str) -> None:
     config = "/etc/forkhttpd/%i.toml" if "@" in name else "/etc/forkhttpd/forkhttpd.toml"
     assert service["ExecStart"].endswith(f"--config {config}")
     assert "--daemon" not in service["ExecStart"]  # refused under NOTIFY_SOCKET anyway
+    # The configuration is checked (paths as this user, the app's import) before the start.
+    assert service["ExecStartPre"] == f"/usr/local/bin/forkhttpd --check-config --config {config}"
+    # A pid file in RuntimeDirectory, for `forkhttpd status|reload|reopen` and logrotate.
+    runtime = service["RuntimeDirectory"]
+    assert service["Environment"] == f"FORKHTTPD_PID=/run/{runtime}/forkhttpd.pid"
+    assert service["RestartPreventExitStatus"] == "2"  # a settings error does not heal
+    unit = _section(name, "Unit")
+    assert unit["After"] == unit["Wants"] == "network-online.target"
+
+
+def test_units_named_in_comments_ship() -> None:
+    for path in UNITS.iterdir():
+        for named in re.findall(r"forkhttpd@?\.(?:service|socket|sysusers)", path.read_text()):
+            assert (UNITS / named).exists(), f"{path.name} names {named}, which does not ship"
+
+
+def test_logrotate_config_matches_the_unit() -> None:
+    text = (REPO / "etc" / "logrotate.d" / "forkhttpd").read_text()
+    service = _service("forkhttpd.service")
+    pid = service["Environment"].split("=", 1)[1]
+    assert f"forkhttpd reopen --pid {pid}" in text
+    assert f"/var/log/{service['LogsDirectory']}/*.log" in text
+
+
+def test_template_socket_unit() -> None:
+    socket = _section("forkhttpd@.socket", "Socket")
+    assert socket["ListenStream"] == "/run/forkhttpd-%i.sock" and socket["Accept"] == "no"
 
 
 def test_socket_unit() -> None:

@@ -92,9 +92,47 @@ def test_any_input_is_one_valid_json_object_per_line(line: str, agent: str,
     log.fmt, log.pid, log.clock = "json", 1, logs._Clock()
     text = log.format(("::1", 1, 0, 0), line, 200, 5, 1, [("user-agent", agent),
                                                             ("referer", referer)])
-    assert text.endswith("\n") and text.count("\n") == 1 and text.isascii()
+    assert text.endswith("\n") and text.count("\n") == 1
+    text.encode("utf-8")  # writable as UTF-8: no lone surrogate left in it
     record = json.loads(text)
-    assert (record["request"], record["user_agent"], record["referer"]) == (line, agent, referer)
+    assert (record["request"], record["user_agent"], record["referer"]) == (
+        as_text(line), as_text(agent), as_text(referer))
+
+
+def as_text(wire: str) -> str:
+    """What the JSON log shows for a value the parser decoded as Latin-1 (one character per
+    byte): the bytes read as UTF-8, a byte that is not UTF-8 as \\xNN."""
+    try:
+        return wire.encode("latin-1").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:
+        return wire
+
+
+def test_json_keeps_utf8_text(access: Any, tmp_path: Path) -> None:
+    agent = "Mozilla/5.0 (Größe; 日本語)".encode().decode("latin-1")  # as the parser gives it
+    log = access("json")
+    log.log(FakeExchange(headers=[("user-agent", agent)], line="GET /\xff HTTP/1.1"), 1)
+    log.close()
+    raw = (tmp_path / "access.log").read_bytes()
+    assert "Mozilla/5.0 (Größe; 日本語)".encode() in raw  # UTF-8 text, not \u escapes
+    record = json.loads(raw)
+    assert record["user_agent"] == "Mozilla/5.0 (Größe; 日本語)"
+    assert record["request"] == "GET /\\xff HTTP/1.1"  # not UTF-8: shown, not mangled
+
+
+def test_bytes_are_the_body_and_wire_bytes_have_their_own_field(access: Any,
+                                                                  tmp_path: Path) -> None:
+    exchange = FakeExchange(size=179)
+    exchange.body_sent = 58  # type: ignore[attr-defined]
+    for fmt in ("combined", "json", "%(b)s %(B)s %(O)s"):
+        log = access(fmt)
+        log.log(exchange, 1)
+        log.close()
+    combined, as_json, custom = read_lines(tmp_path / "access.log")
+    assert COMBINED.match(combined)["size"] == "58"  # type: ignore[index]
+    record = json.loads(as_json)
+    assert (record["bytes"], record["bytes_sent"]) == (58, 179)
+    assert custom == "58 58 179\n"
 
 
 @settings(max_examples=200, deadline=None)

@@ -147,7 +147,8 @@ def test_log_refusal_writes_one_access_line(tmp_path: Path) -> None:
     path = tmp_path / "access.log"
     access = logs.AccessLog(str(path))
     try:
-        logs.log_refusal(("10.0.0.7", 5000), 'GET /"\x1b[2J HTTP/1.1', 400, b"x" * 96, 1500)
+        logs.log_refusal(("10.0.0.7", 5000), 'GET /"\x1b[2J HTTP/1.1', 400,
+                         b"HTTP/1.1 400 Bad Request\r\n\r\n" + b"x" * 96, 1500)
         logs.log_refusal(("10.0.0.8", 5001), "", 408, b"", 10_000_000)
         access.flush()
     finally:

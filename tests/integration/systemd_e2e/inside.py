@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.client
 import json
 import shutil
+import socket
 import subprocess
 import threading
 import time
@@ -110,7 +111,8 @@ def install() -> None:
     users = sh("systemd-sysusers")
     check("forkhttpd user created by systemd-sysusers",
           sh("id", "forkhttpd").returncode == 0, users.stderr)
-    for unit in ("forkhttpd.service", "forkhttpd.socket", "forkhttpd@.service"):
+    for unit in ("forkhttpd.service", "forkhttpd.socket", "forkhttpd@.service",
+                 "forkhttpd@.socket"):
         shutil.copy(E2E / "units" / unit, Path("/etc/systemd/system") / unit)
     Path("/etc/forkhttpd").mkdir(exist_ok=True)
     common = ('app = "e2eapp:handler"\nchdir = "/srv/app"\nworkers = 2\n'
@@ -124,6 +126,26 @@ def test_check_config() -> None:
     result = sh("forkhttpd", "--check-config", "-c", "/etc/forkhttpd/forkhttpd.toml")
     check("forkhttpd --check-config passes", result.returncode == 0 and
           "configuration check is successful" in result.stdout, result.stdout + result.stderr)
+
+
+def test_bad_configuration_fails_the_start() -> None:
+    # ExecStartPre=forkhttpd --check-config: a log path the service cannot use fails the start
+    # with the reason in the journal, and no worker ever runs.
+    config = Path("/etc/forkhttpd/forkhttpd.toml")
+    good = config.read_text()
+    config.write_text(good + 'access_logfile = "/nonexistent/access.log"\n')
+    try:
+        started = sh("systemctl", "start", "forkhttpd", timeout=120)
+        journal = sh("journalctl", "--no-pager", "-u", "forkhttpd", "-n", "50").stdout
+        check("a bad log path fails systemctl start", started.returncode != 0,
+              started.stderr)
+        check("the journal names the setting and the reason",
+              "--access-logfile /nonexistent/access.log: directory /nonexistent does not exist"
+              in journal, journal[-1500:])
+    finally:
+        config.write_text(good)
+        sh("systemctl", "stop", "forkhttpd")
+        sh("systemctl", "reset-failed", "forkhttpd")
 
 
 def test_start() -> None:
@@ -145,6 +167,13 @@ def test_start() -> None:
           and users and set(users) == {"forkhttpd"}, users)
     status_code, body = get(8000, "/healthz")
     check("health path answers", status_code == 200 and body.strip() == "ok", body)
+    pid = "/run/forkhttpd/forkhttpd.pid"
+    status = sh("forkhttpd", "status", "--pid", pid)
+    check("forkhttpd status works under the unit (pid file in RuntimeDirectory)",
+          status.returncode == 0 and main in status.stdout, status.stdout + status.stderr)
+    reopen = sh("forkhttpd", "reopen", "--pid", pid)
+    check("forkhttpd reopen: both workers acknowledge", reopen.returncode == 0
+          and "2 workers" in reopen.stdout, reopen.stdout + reopen.stderr)
 
 
 def test_reload() -> None:
@@ -230,6 +259,28 @@ def test_socket_activation() -> None:
     config.write_text(config.read_text().replace("127.0.0.1:8009", "127.0.0.1:8000"))
 
 
+def get_unix(path: str, target: str, timeout: float = 60) -> tuple[int, str]:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(path)
+        sock.sendall(f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                     .encode())
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body.decode()
+
+
+def test_template_socket() -> None:
+    started = sh("systemctl", "start", "forkhttpd@blue.socket")
+    check("systemctl start forkhttpd@blue.socket", started.returncode == 0, started.stderr)
+    answer = get_unix("/run/forkhttpd-blue.sock", "/version")
+    check("forkhttpd@blue.socket activates forkhttpd@blue on its unix socket",
+          answer == (200, "v2"), answer)
+    sh("systemctl", "stop", "forkhttpd@blue.socket", "forkhttpd@blue.service")
+
+
 def test_template() -> None:
     started = sh("systemctl", "start", "forkhttpd@blue")
     check("systemctl start forkhttpd@blue", started.returncode == 0, started.stderr)
@@ -250,8 +301,9 @@ def main() -> None:
               offline.returncode != 0, offline.stderr.strip())
         install()
         if all(r["ok"] for r in results):
-            for step in (test_check_config, test_start, test_reload, test_stop,
-                         test_socket_activation, test_template):
+            for step in (test_check_config, test_bad_configuration_fails_the_start,
+                         test_start, test_reload, test_stop, test_socket_activation,
+                         test_template_socket, test_template):
                 try:
                     step()
                 except Exception:  # noqa: BLE001 - recorded, and the next step still runs
