@@ -145,7 +145,7 @@ def test_flask_app(start_server) -> None:  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize(("args", "expected"), [
-    (["--app", "wsgi_apps:app"], "pass --interface wsgi"),
+    (["--app", "gunicorn_style:either"], "pass --interface wsgi"),
     (["--app", "wsgi_apps:validated", "--interface", "handler-class"],
      "not a subclass of http.server.BaseHTTPRequestHandler"),
     (["--app", "mymod:VERSION"], "is not callable"),
