@@ -84,7 +84,8 @@ def _setting(default: Any, *flags: str, type: ValueType, section: str, help: str
 
 # ---- checks used by string settings -------------------------------------------------------
 
-_APP = re.compile(r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*(?::[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*(?:\(\))?)?$")
+_APP = re.compile(
+    r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*(?::[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*(?:\(\))?)?$")
 
 
 def _check_app(text: str) -> str:
