@@ -99,3 +99,21 @@ def test_picohttp_positional_arguments(tmp_path: Path) -> None:
     assert result.stdout.splitlines() == [
         "threads False started True", "body hello world", "stopped 0"], result.stderr
 
+
+
+@pytest.mark.parametrize("mode", ["thread", "handler"])
+def test_http_server_shutdown(tmp_path: Path, mode: str) -> None:
+    # http.server's shutdown(): from another thread it waits until serve_forever() has
+    # returned; from a handler (in a worker) it asks the master to stop gracefully
+    result = subprocess.run(
+        [sys.executable, str(APPS / "compat_shutdown.py"), mode], cwd=tmp_path,
+        capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PYTHONPATH": str(REPO)}, start_new_session=True)
+    lines = result.stdout.splitlines()
+    assert result.returncode == 0, result.stderr
+    assert lines[0] == "bound True" and lines[1].startswith("answer ThreadingHTTPServer ")
+    if mode == "thread":
+        assert lines[2:] == ["shutdown returned", "serve_forever returned"]
+    else:
+        assert sorted(lines[2:]) == sorted([f"stop {lines[1]}", "serve_forever returned"])
+    assert "graceful stop" in result.stderr and "INFO stopped" in result.stderr
