@@ -107,11 +107,14 @@ class Example:
 def test_minimal_example_serves_the_current_directory(tmp_path: Path) -> None:
     shutil.copy(APPS / "site" / "index.html", tmp_path / "index.html")
     (tmp_path / "notes.txt").write_text("notes")
+    (tmp_path / ".env").write_text("SECRET=1")
     example = Example("minimal", 80, tmp_path)
     try:
         assert example.request("GET", "/") == (200, b"<h1>index</h1>\n")
         assert example.request("GET", "/notes.txt") == (200, b"notes")
         assert example.request("GET", "/nope")[0] == 404
+        assert example.request("GET", "/.env")[0] == 404  # staticResource hides dot files
+        assert example.request("GET", "/%2eenv")[0] == 404
     finally:
         assert example.stop() == 0
 
