@@ -1,133 +1,18 @@
-"""The `forkhttpd` command: settings in, arbiter run (or a control command, or a configuration
-check), exit code out; must not import application code (the zygotes and the throwaway
---check-config child do that) and prints no traceback for a person's mistakes.
-
-Startup order, so that every mistake shows up on the terminal that started the server:
-settings -> umask -> user/group resolved -> chdir -> PID file -> listeners bound -> (daemon:
-detach, and the launcher waits for the ready pipe) -> arbiter.
-"""
+"""The `forkhttpd` command: argv in, a server run (ops/run.py), a control command or a
+configuration check, exit code out; must not import application code (the zygotes and the
+throwaway --check-config child do that) and prints no traceback for a person's mistakes."""
 
 from __future__ import annotations
 
 import os
-import socket
 import sys
-from typing import Any
 
-from .config.settings import Settings, SettingsError, load_settings, to_toml
-from .master.arbiter import Arbiter, StartupError
-from .master.listeners import BindError, close_listeners, describe, open_listeners, systemd_fds
-from .ops.daemon import ReadyPipe, detach, refuse_under_service_manager
-from .ops.pidfile import PidFile, PidFileError, holder
-from .ops.privileges import PrivilegeError, hand_over_files, resolve
-from .runtime import logs
+from .config.settings import SettingsError, load_settings, to_toml
+from .ops.daemon import refuse_under_service_manager
+from .ops.run import app_label, run_server
+from .ops.run import fail as _fail
 
-__all__ = ["main", "run_server"]
-
-EXIT_USAGE = 2
-EXIT_RUNNING = 1  # --pid names a live master
-
-
-class _Startup:
-    """Where startup failures go: stderr, and the launcher's ready pipe in daemon mode."""
-
-    def __init__(self) -> None:
-        self.pipe: ReadyPipe | None = None
-
-    def fail(self, message: str, details: str = "", code: int = EXIT_USAGE) -> int:
-        text = f"forkhttpd: error: {message}\n"
-        if details:
-            text += "the app's traceback:\n" + details.rstrip("\n") + "\n"
-        try:
-            sys.stderr.write(text)
-            sys.stderr.flush()
-        except (OSError, ValueError):
-            pass
-        if self.pipe is not None:
-            self.pipe.failed(code, text)
-        return code
-
-
-def _fail(message: str, details: str = "") -> int:
-    return _Startup().fail(message, details)
-
-
-def app_label(settings: Settings) -> str:
-    """How the app is named in titles and logs."""
-    if settings.app:
-        return str(settings.app)
-    if settings.routes:
-        return f"routes in {settings.routes}"
-    return f"static files in {os.getcwd()}"
-
-
-def run_server(settings: Settings, make_adapter: Any = None,
-               label: str | None = None, reread: Any = None) -> int:
-    """Bind, start the arbiter (detached with --daemon), and return the exit code.
-    `make_adapter`: see Arbiter (None: the app the settings name, in exec'd zygotes)."""
-    startup = _Startup()
-    os.umask(settings.umask)
-    if not settings.daemon:
-        logs.configure_error_log(settings.error_logfile, settings.log_level)
-    try:
-        identity = resolve(settings.user, settings.group)
-    except PrivilegeError as error:
-        return startup.fail(str(error))
-    if settings.chdir:
-        try:
-            os.chdir(settings.chdir)
-        except OSError as error:
-            return startup.fail(f"--chdir {settings.chdir}: {error.strerror}")
-    pidfile = PidFile(settings.pid) if settings.pid else None
-    try:
-        if pidfile is not None and settings.daemon:
-            running = holder(pidfile.path)  # fail on the terminal; the daemon locks it later
-            if running is not None:
-                return startup.fail(f"already running (pid {running}, pid file "
-                                    f"{pidfile.path})", code=EXIT_RUNNING)
-        elif pidfile is not None:
-            pidfile.acquire()
-    except PidFileError as error:
-        return startup.fail(str(error), code=EXIT_RUNNING)
-    listeners: list[socket.socket] = []
-    master_pid = os.getpid()
-    try:
-        try:
-            binds: list[Any] = list(settings.bind)  # BindAddress fits listeners.BindSpec
-            listeners = open_listeners(binds, settings.backlog, settings.reuse_port,
-                                       inherited=systemd_fds(),
-                                       defer_accept=settings.defer_accept)
-            hand_over_files(settings, identity)
-        except (BindError, PrivilegeError) as error:
-            return startup.fail(str(error))
-        if settings.daemon:
-            startup.pipe = ReadyPipe()
-            try:
-                detach(settings, listeners, pidfile, startup.pipe)
-            except PidFileError as error:  # in the daemon: another master won the race
-                return startup.fail(str(error), code=EXIT_RUNNING)
-            except Exception as error:  # noqa: BLE001 - reported, whatever went wrong
-                return startup.fail(f"cannot become a daemon: {error}")
-            master_pid = os.getpid()
-            logs.configure_error_log(settings.error_logfile, settings.log_level)
-        if pidfile is not None and pidfile.took_over:
-            logs.error_log.info("pid file %s: took it over from pid %d, which is gone",
-                                pidfile.path, pidfile.took_over)
-        pipe = startup.pipe
-        arbiter = Arbiter(
-            settings, listeners, make_adapter, label or app_label(settings),
-            reread_settings=reread,
-            on_ready=(lambda: pipe.ready(", ".join(describe(s) for s in listeners)))
-            if pipe is not None else None)
-        try:
-            return arbiter.run()
-        except StartupError as error:
-            return startup.fail(str(error), error.details)
-    finally:
-        if os.getpid() == master_pid:
-            close_listeners(listeners)
-            if pidfile is not None:
-                pidfile.release()
+__all__ = ["app_label", "main", "run_server"]
 
 
 def main(argv: list[str] | None = None) -> int:

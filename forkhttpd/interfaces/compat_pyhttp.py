@@ -32,6 +32,7 @@ __all__ = ["BaseHttpRequestHandler", "Request", "SocketWriter", "pyhttp_adapter"
 log = logging.getLogger("forkhttpd.error")
 
 _MAX_HEAD = 1 << 20  # the worker already held the head to --limit-request-* before handing over
+_MAX_FIELDS = 32768
 _CHUNK = 1 << 16
 
 
@@ -48,15 +49,21 @@ class Request:
         self.body = b""
         self.chunked = False
         self.too_large = False
-        data = b""
-        while b"\r\n\r\n" not in data and len(data) < _MAX_HEAD:
-            piece = conn.recv(_CHUNK)
-            if not piece:
+        # Read through a file, as http.server's handlers do: the worker's socket object
+        # (or a plain socket) does the I/O.
+        with conn.makefile("rb") as rfile:
+            self._read(rfile, max_body)
+
+    def _read(self, rfile: Any, max_body: int) -> None:
+        lines: list[str] = []
+        size = 0
+        while len(lines) <= _MAX_FIELDS and size < _MAX_HEAD:
+            line = rfile.readline(_MAX_HEAD)
+            size += len(line)
+            if line in (b"\r\n", b"\n", b""):
                 break
-            data += piece
-        head, _, rest = data.partition(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        words = lines[0].split()
+            lines.append(line.decode("latin-1").rstrip("\r\n"))
+        words = lines[0].split() if lines else []
         if len(words) != 3:
             return
         self.command, self.path, self.http_ver = words
@@ -67,17 +74,11 @@ class Request:
         lowered = {name.lower(): value for name, value in self.headers.items()}
         self.chunked = "transfer-encoding" in lowered
         length = lowered.get("content-length", "0")
-        size = int(length) if length.isdigit() else 0
-        if size > max_body:
+        wanted = int(length) if length.isdigit() else 0
+        if wanted > max_body:
             self.too_large = True
             return
-        body = rest
-        while len(body) < size:
-            piece = conn.recv(min(_CHUNK, size - len(body)))
-            if not piece:
-                break
-            body += piece
-        self.body = body[:size]
+        self.body = rfile.read(wanted) if wanted else b""
 
     def header(self, name: str, default: str | None = None) -> str | None:
         """A header field's value, whatever the case of its name."""
@@ -89,19 +90,27 @@ class Request:
 
 
 class SocketWriter:
-    """File-like writes to the client connection (unbuffered)."""
+    """File-like writes to the client connection, each sent at once (unbuffered)."""
 
     def __init__(self, sock: Any) -> None:
         self._sock = sock
+        self._file = sock.makefile("wb")
         self.written = 0
 
     def write(self, b: bytes) -> int:
-        self._sock.sendall(b)
+        self._file.write(b)
+        self._file.flush()
         self.written += len(b)
         return len(b)
 
     def close(self) -> None:
         """Shut the connection down and close it (safe to call twice)."""
+        if self._file.closed:
+            return
+        try:
+            self._file.close()
+        except OSError:
+            pass  # the client is gone: nothing left to flush to
         if getattr(self._sock, "closed", False):
             return
         try:

@@ -1,7 +1,8 @@
 """Drop-in servers for programs written for http.server (HTTPServer, ThreadingHTTPServer),
 pyhttp (BaseServer, ThreadedServer) and VSHS (startHTTPServer): each one's serve_forever()
 makes the calling process the pre-fork master until it is stopped; must not fork, wait or
-signal workers by itself (the master does) nor touch client sockets (workers do).
+signal by itself (shutdown() asks the master package to signal the master) nor touch client
+sockets (workers do).
 
 The programs keep their shape: a class is constructed with the seed's arguments and binds
 at once (so server_address and server_port are known), then serve_forever() blocks. The
@@ -21,14 +22,15 @@ import threading
 import time
 from typing import Any
 
-from ..cli import run_server
 from ..config.settings import BindAddress, Settings
 from ..interfaces import build_embedded_adapter
 from ..interfaces.compat import rootDir, with_server
 from ..interfaces.compat_pyhttp import BaseHttpRequestHandler, pyhttp_adapter
 from ..interfaces.router import build_router
+from ..master.children import send
 from ..master.listeners import BindError, open_listeners
 from .embedded import embedded_settings
+from .run import run_server
 
 __all__ = ["BaseServer", "HTTPServer", "ThreadedServer", "ThreadingHTTPServer",
            "startHTTPServer"]
@@ -61,7 +63,7 @@ class _Serving:
         if master is None:
             return  # not serving: nothing to stop (socketserver would wait forever)
         if os.getpid() != master:  # in a worker: ask the master for a graceful stop
-            os.kill(master, signal.SIGTERM)
+            send(master, signal.SIGTERM)
             return
         # Another thread of the master: the signal must wait until the master's own handler
         # is in place (SIGTERM's default would end the process), at most a few seconds.
@@ -70,7 +72,7 @@ class _Serving:
                 time.monotonic() < deadline and not self.stopped.is_set()):
             time.sleep(0.01)
         if not self.stopped.is_set():
-            os.kill(master, signal.SIGTERM)
+            send(master, signal.SIGTERM)
         if wait and threading.current_thread() is not threading.main_thread():
             self.stopped.wait()
 

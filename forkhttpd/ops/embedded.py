@@ -8,12 +8,12 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from ..cli import run_server
 from ..config.settings import SETTINGS_BY_NAME, BindAddress, Settings
 from ..config.types import InvalidValue, Mount
 from ..interfaces import build_embedded_adapter
 from ..interfaces.static import staticResource
 from ..master.children import start_in_child, stop_child, wait_child
+from .run import run_server
 
 __all__ = ["HttpServer", "embedded_settings"]
 
