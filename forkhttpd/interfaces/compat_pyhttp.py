@@ -202,8 +202,9 @@ class BaseHttpRequestHandler:
         if os.path.isdir(path):
             url_path = request.path.partition("?")[0]
             if not url_path.endswith("/"):  # relative links in the listing need the slash
+                location = "/" + url_path.lstrip("/") + "/"  # never scheme-relative (//host)
                 return self.send_page(HTTPStatus.MOVED_PERMANENTLY, b"", "text/plain",
-                                      [("Location", url_path + "/")])
+                                      [("Location", location)])
             if request.command == "POST":
                 return self.send_error(HTTPStatus.METHOD_NOT_ALLOWED, [("Allow", "GET, HEAD")])
             return self.send_page(HTTPStatus.OK, self.list_dir(path).encode("utf-8"))

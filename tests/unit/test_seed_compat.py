@@ -139,6 +139,9 @@ def test_pyhttp_handler_files_listing_and_refusals(tmp_path: Path) -> None:
         refused = _exchange(BaseHttpRequestHandler, b"GET " + path + b" HTTP/1.1\r\n\r\n",
                             directory=str(tmp_path))
         assert refused.startswith(b"HTTP/1.1 404 "), path
+    moved = _exchange(BaseHttpRequestHandler, b"GET //d HTTP/1.1\r\n\r\n",
+                      directory=str(tmp_path))
+    assert moved.startswith(b"HTTP/1.1 301 ") and b"\r\nLocation: /d/\r\n" in moved
     assert _exchange(BaseHttpRequestHandler, b"DELETE /a.txt HTTP/1.1\r\n\r\n",
                      directory=str(tmp_path)).startswith(b"HTTP/1.1 405 ")
     assert _exchange(BaseHttpRequestHandler, b"nonsense\r\n\r\n",
