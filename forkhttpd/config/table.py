@@ -84,10 +84,13 @@ def _setting(default: Any, *flags: str, type: ValueType, section: str, help: str
 
 # ---- checks used by string settings -------------------------------------------------------
 
-_APP = re.compile(r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*(?:\(\))?$")
+_APP = re.compile(
+    r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*(?::[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*(?:\(\))?)?$")
 
 
 def _check_app(text: str) -> str:
+    if text.strip().endswith(".py"):
+        raise InvalidValue("a module name, not a file name: web, not web.py")
     if not _APP.match(text.strip()):
         raise InvalidValue()
     return text.strip()
@@ -136,10 +139,11 @@ class Settings:
     # ---- server ----
     app: str | None = _setting(
         None, "--app", section="server", reloadable=True, example="myproject.web:app",
-        type=Optional(Str("MODULE:ATTR or MODULE:FACTORY()", "MODULE:ATTR", "MODULE:ATTR",
-                          _check_app)),
-        help="Application to serve, as MODULE:ATTR or MODULE:FACTORY(); if not set, the "
-             "current directory's files are served")
+        type=Optional(Str("MODULE, MODULE:ATTR or MODULE:FACTORY()", "MODULE:ATTR",
+                          "MODULE:ATTR", _check_app)),
+        help="Application to serve, as MODULE:ATTR or MODULE:FACTORY(); a bare MODULE means "
+             "MODULE:application, else MODULE:app; if not set, the current directory's files "
+             "are served (listed, dot files hidden)")
     bind: tuple[BindAddress, ...] = _setting(
         (BindAddress("tcp", "127.0.0.1", 8000),), "-b", "--bind", section="server",
         reloadable=False, type=ListOf(Bind()),
@@ -192,10 +196,16 @@ class Settings:
         help="Run the CGI programs of DIR under URL_PREFIX; repeat for several")
     list_directories: bool = _setting(
         False, "--list-directories", section="applications", reloadable=True, type=Bool(),
-        help="Answer requests for static directories without an index.html with a listing")
+        help="Answer requests for --static directories without an index.html with a "
+             "listing (the no-app default always lists, as python -m http.server does)")
     show_hidden: bool = _setting(
         False, "--show-hidden", section="applications", reloadable=True, type=Bool(),
         help="Include dot files in directory listings")
+    serve_hidden: bool = _setting(
+        False, "--serve-hidden", section="applications", reloadable=True, type=Bool(),
+        help="Serve and list dot files and dot directories (any path segment starting with "
+             '"."). Without it, static files, directory listings and the pyhttp handler '
+             "answer 404 for them (.git/, .env), however the path is encoded")
     follow_symlinks: bool = _setting(
         False, "--follow-symlinks", section="applications", reloadable=True, type=Bool(),
         help="Serve static files through symbolic links that lead outside their directory")

@@ -3,9 +3,12 @@ loop or process, config or master (an adapter only talks to the Exchange it is g
 
 --interface auto decides from the object itself: a BaseHTTPRequestHandler subclass is a
 handler class; a Flask, Django, Bottle or Pyramid application, or anything carrying
-`__forkhttpd_interface__ = "wsgi"`, is WSGI; any other callable is a native (picohttp)
-handler. A callable whose parameters say otherwise (environ, start_response: WSGI; scope,
-receive, send: ASGI) is ambiguous and refused with the flag to pass.
+`__forkhttpd_interface__ = "wsgi"`, is WSGI; so is a plain function (or method) whose first
+two parameters are named environ and start_response, which PEP 3333's examples and every
+gunicorn tutorial write and no picohttp handler does. Any other callable is a native
+(picohttp) handler. A callable that could be either is refused with the flag to pass: an
+object whose __call__ takes (environ, start_response) (a class instance may well be a
+picohttp handler object), or one with scope, receive, send (ASGI, which is not served).
 """
 
 from __future__ import annotations
@@ -81,6 +84,11 @@ def detect_interface(app: Any) -> str:
                              "function, a WSGI application or a request handler class")
     names = _parameters(app)
     if names[:2] == ["environ", "start_response"]:
+        import inspect
+
+        if (inspect.isfunction(app) or inspect.ismethod(app)) and not (
+                inspect.iscoroutinefunction(app) or inspect.isgeneratorfunction(app)):
+            return "wsgi"
         raise InterfaceError(f"{app!r} takes (environ, start_response) like a WSGI "
                              "application: pass --interface wsgi (or --interface native "
                              "if it is a picohttp handler)")

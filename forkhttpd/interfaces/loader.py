@@ -1,6 +1,9 @@
-"""Turn an app spec ("pkg.mod:attr" or "pkg.mod:factory()") into the object it names; must not
-import the worker's loop or process, config or master (it runs inside zygotes and throwaway
-check processes).
+"""Turn an app spec ("pkg.mod:attr", "pkg.mod:factory()" or "pkg.mod") into the object it
+names; must not import the worker's loop or process, config or master (it runs inside zygotes
+and throwaway check processes).
+
+A bare module ("mysite.wsgi", as gunicorn users write it) means its `application`, else its
+`app`: the names Django's and most other WSGI projects' entry modules use.
 
 Errors tell "not found" (a typo in the spec: one line says which part) from "raised" (the
 app's own code failed: its traceback is kept, labelled as the app's).
@@ -18,8 +21,9 @@ __all__ = ["AppLoadError", "AppNotFound", "AppRaised", "load_app", "parse_spec"]
 
 _SPEC = re.compile(
     r"^(?P<module>[A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*)"
-    r":(?P<attr>[A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*)(?P<call>\(\))?$"
+    r"(?::(?P<attr>[A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*)(?P<call>\(\))?)?$"
 )
+DEFAULT_ATTRS = ("application", "app")  # tried in this order for a bare MODULE
 
 
 class AppLoadError(Exception):
@@ -40,12 +44,13 @@ class AppRaised(AppLoadError):
         self.details = details
 
 
-def parse_spec(spec: str) -> tuple[str, str, bool]:
-    """"pkg.mod:attr" -> ("pkg.mod", "attr", False); "pkg.mod:make()" -> (..., "make", True)."""
+def parse_spec(spec: str) -> tuple[str, str | None, bool]:
+    """"pkg.mod:attr" -> ("pkg.mod", "attr", False); "pkg.mod:make()" -> (..., "make", True);
+    "pkg.mod" -> ("pkg.mod", None, False): its `application`, else its `app`."""
     match = _SPEC.match(spec.strip())
-    if match is None:
+    if match is None or spec.strip().endswith(".py"):
         raise AppNotFound(
-            f"--app: expected MODULE:ATTR or MODULE:FACTORY(), got {spec!r}")
+            f"--app: expected MODULE, MODULE:ATTR or MODULE:FACTORY(), got {spec!r}")
     return match["module"], match["attr"], match["call"] is not None
 
 
@@ -87,6 +92,13 @@ def load_app(spec: str, directory: str | None = None) -> object:
             raise
         raise AppRaised(f"--app {spec}: importing {module_name!r} raised "
                         f"{type(error).__name__}: {error}", _app_traceback(error)) from None
+    if attr_path is None:
+        found = [name for name in DEFAULT_ATTRS if getattr(module, name, None) is not None]
+        if not found:
+            raise AppNotFound(f"--app {spec}: module {module_name!r} has neither "
+                              "'application' nor 'app'; name the object: "
+                              f"--app {module_name}:NAME")
+        attr_path = found[0]
     target: object = module
     for part in attr_path.split("."):
         try:

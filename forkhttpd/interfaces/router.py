@@ -56,18 +56,22 @@ class Router:
             routes(exchange)  # its 404, through errors/404 when there is one
 
 
-def _static(settings: Any, directory: str, prefix: str = "") -> Adapter:
+def _static(settings: Any, directory: str, prefix: str = "", listing: bool = False) -> Adapter:
+    """Files of `directory`; `listing`: list directories whatever --list-directories says
+    (the no-app default, which behaves like `python -m http.server`)."""
     from .static import StaticFiles
 
     return native_adapter(StaticFiles(
         directory, prefix=prefix, follow_symlinks=settings.follow_symlinks,
-        list_directories=settings.list_directories, show_hidden=settings.show_hidden))
+        list_directories=listing or settings.list_directories,
+        show_hidden=settings.show_hidden,
+        serve_hidden=settings.serve_hidden))
 
 
 def build_router(settings: Any, app: Adapter | None) -> Adapter:
     """The adapter for the settings' mounts, routes and app (the app alone when that is all)."""
     if not settings.static and not settings.cgi_dir and not settings.routes:
-        return app if app is not None else _static(settings, os.getcwd())
+        return app if app is not None else _static(settings, os.getcwd(), listing=True)
     router = Router()
     for mount in settings.static:
         if not os.path.isdir(mount.directory):
@@ -87,5 +91,5 @@ def build_router(settings: Any, app: Adapter | None) -> Adapter:
     if app is not None:
         router.fallback = app
     elif router.routes is None:
-        router.fallback = _static(settings, os.getcwd())
+        router.fallback = _static(settings, os.getcwd(), listing=True)
     return router

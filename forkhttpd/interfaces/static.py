@@ -4,9 +4,12 @@ to the connection as an open file (or a FileSlice for a Range), which sends it w
 
 The path mapping refuses everything that could leave the root: "..", encoded dots and
 slashes, backslashes, NUL, and (unless told otherwise) symlinks whose target lies outside.
-Every refusal is a 404, the same answer as a missing file, so nothing about the disk leaks.
-Conditional requests (RFC 9110 13) get 304, a single byte range (RFC 9110 14) 206 or 416,
-and a directory without index.html a listing when asked for (--list-directories).
+It also refuses, unless --serve-hidden, every path with a segment that starts with "."
+once percent-decoded (.git/config, .env, %2egit): a project folder is where people run a
+file server, and its dot files hold credentials. Every refusal is a 404, the same answer as
+a missing file, so nothing about the disk leaks. Conditional requests (RFC 9110 13) get
+304, a single byte range (RFC 9110 14) 206 or 416, and a directory without index.html a
+listing when asked for (--list-directories; always for the no-app default).
 """
 
 from __future__ import annotations
@@ -37,9 +40,10 @@ def content_type_for(path: str, default: str = "text/plain") -> str:
     return guessed
 
 
-def map_path(root: str, raw_path: str) -> str | None:
+def map_path(root: str, raw_path: str, hidden: bool = False) -> str | None:
     """The file system path under `root` that a raw (still percent-encoded) URL path names,
-    symlinks not resolved; None for anything unsafe or malformed."""
+    symlinks not resolved; None for anything unsafe or malformed, and (unless `hidden`) for
+    a path with a dot file or dot directory in it."""
     if "\\" in raw_path or "\x00" in raw_path:
         return None
     parts: list[str] = []
@@ -55,16 +59,20 @@ def map_path(root: str, raw_path: str) -> str | None:
         # An encoded "/" or "\" would smuggle a separator; "." and ".." would climb.
         if decoded in (".", "..") or "/" in decoded or "\\" in decoded or "\x00" in decoded:
             return None
+        if decoded[0] == "." and not hidden:
+            return None
         parts.append(decoded)
     return os.path.join(root, *parts)
 
 
-def resolve_path(root: str, raw_path: str, follow_symlinks: bool = False) -> str | None:
+def resolve_path(root: str, raw_path: str, follow_symlinks: bool = False,
+                 hidden: bool = False) -> str | None:
     """Map a raw (still percent-encoded) URL path onto a file system path under `root`.
 
-    Returns None for anything unsafe or malformed. `root` must be an absolute real path.
+    Returns None for anything unsafe or malformed, and for dot files unless `hidden`.
+    `root` must be an absolute real path.
     """
-    candidate = map_path(root, raw_path)
+    candidate = map_path(root, raw_path, hidden)
     if candidate is None or follow_symlinks:
         return candidate
     real = os.path.realpath(candidate)
@@ -196,14 +204,15 @@ class StaticFiles:
     def __init__(self, root: str = ".", index: str = "index.html",
                  default_type: str = "text/plain", follow_symlinks: bool = False,
                  prefix: str = "", list_directories: bool = False,
-                 show_hidden: bool = False) -> None:
+                 show_hidden: bool = False, serve_hidden: bool = False) -> None:
         self.root = os.path.realpath(root)
         self.index = index
         self.default_type = default_type
         self.follow_symlinks = follow_symlinks
         self.prefix = prefix.rstrip("/")
         self.list_directories = list_directories
-        self.show_hidden = show_hidden
+        self.serve_hidden = serve_hidden
+        self.show_hidden = show_hidden or serve_hidden  # names listed (served: serve_hidden)
         self._types: dict[str, str] = {}  # file name -> Content-Type (mimetypes is slow)
         mimetypes.init()  # here, in the zygote: workers share the tables, not build their own
 
@@ -217,7 +226,7 @@ class StaticFiles:
         if self.prefix:
             raw_path = raw_path[len(self.prefix):]
         try:
-            path = map_path(self.root, raw_path or "/")
+            path = map_path(self.root, raw_path or "/", self.serve_hidden)
         except UnicodeDecodeError:
             path = None
         if path is None:
@@ -305,7 +314,8 @@ class StaticFiles:
 
     def _listing(self, request: Any, response: HttpResponse, directory: str) -> None:
         """An HTML list of the directory's entries, names escaped, sorted, dot files hidden
-        unless --show-hidden, and entries leading outside the root left out."""
+        unless --show-hidden or --serve-hidden, and entries leading outside the root left
+        out."""
         from urllib.parse import quote, unquote
 
         try:

@@ -9,33 +9,84 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from ..cli import run_server
-from ..config.settings import BindAddress, Settings
+from ..config.settings import SETTINGS_BY_NAME, BindAddress, Settings
+from ..config.types import InvalidValue, Mount
 from ..interfaces import build_embedded_adapter
 from ..interfaces.static import staticResource
 from ..master.children import start_in_child, stop_child, wait_child
+from .run import run_server
 
-__all__ = ["HttpServer"]
+__all__ = ["HttpServer", "embedded_settings"]
+
+
+def _typed(name: str, value: Any, owner: str) -> Any:
+    """A keyword option's value checked by its row of the settings table: text as on the
+    command line, numbers and booleans as in a config file, typed values as they are."""
+    setting = SETTINGS_BY_NAME[name]
+    kind = setting.type
+    try:
+        if isinstance(value, str):
+            return kind.parse(value)
+        if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+            return kind.from_toml(list(value))
+        if isinstance(value, (bool, int, float)):
+            return kind.from_toml(value)
+    except InvalidValue as error:
+        reason = f" ({error.detail})" if error.detail else ""
+        raise ValueError(f"{owner}: {name}={value!r}: expected {kind.expected}{reason}") \
+            from None
+    return value  # None, a BindAddress, Mounts...: dataclass typing is the caller's promise
+
+
+def embedded_settings(owner: str, binds: tuple[BindAddress, ...], workers: int,
+                      options: dict[str, Any]) -> Settings:
+    """The Settings of a server started from Python (HttpServer and the compat classes):
+    the table's defaults, `binds` and `workers`, and keyword `options` named as the settings
+    are (keep_alive=..., access_logfile="-"); an unknown name is a TypeError that says so."""
+    values: dict[str, Any] = {"bind": binds, "workers": _typed("workers", workers, owner)}
+    for name, value in options.items():
+        if name not in SETTINGS_BY_NAME or SETTINGS_BY_NAME[name].cli_only or name in (
+                "bind", "config"):
+            import difflib
+
+            close = difflib.get_close_matches(name, list(SETTINGS_BY_NAME), n=1)
+            hint = f" (did you mean {close[0]}=?)" if close else ""
+            raise TypeError(f"{owner}: unknown option {name}={value!r}{hint}; the options are "
+                            "the settings of docs/settings.md, named with underscores")
+        values[name] = _typed(name, value, owner)
+    static = values.get("static")
+    if static is not None:
+        values["static"] = tuple(Mount(*m) if not isinstance(m, Mount) else m for m in static)
+    return dataclasses.replace(Settings(), **values)
 
 
 class HttpServer:
-    """HttpServer(port=80, handler=staticResource, args=(), workers=1, host="", start=True,
-    block=True): picohttp's positional order, so its examples run unchanged.
+    """HttpServer(port=80, handler=staticResource, args=(), threads=True, start=True,
+    block=True, *, workers=1, host="", **settings): picohttp's parameters in picohttp's
+    order, so its programs run unchanged; forkhttpd's own options are keyword-only.
 
+    `threads` is accepted for picohttp's sake and changes nothing: each worker process
+    handles one request at a time, and requests are handled concurrently by `workers`
+    processes (threads=False, picohttp's "one request at a time", is workers=1).
     With block=True, start() serves in this process until SIGTERM/SIGINT and then returns;
     with block=False the server runs in a child process and stop() ends it. Any other
     keyword is a setting (keep_alive=..., timeout=..., access_logfile="-", ...).
     """
 
     def __init__(self, port: int = 80, handler: Callable[..., Any] = staticResource,
-                 args: tuple[Any, ...] = (), workers: int = 1, host: str = "",
-                 start: bool = True, block: bool = True, **settings: Any) -> None:
+                 args: tuple[Any, ...] = (), threads: bool = True, start: bool = True,
+                 block: bool = True, *, workers: int = 1, host: str = "",
+                 **settings: Any) -> None:
+        if not callable(handler):
+            raise TypeError(f"HttpServer: handler must be callable, got {handler!r}")
+        if not isinstance(args, (tuple, list)):
+            raise TypeError(f"HttpServer: args must be a tuple, got {args!r}")
         self.handler = handler
         self.args = tuple(args)
+        self.threads = bool(threads)
         self.block = block
-        self.settings = dataclasses.replace(
-            Settings(), bind=(BindAddress("tcp", host, int(port)),), workers=int(workers),
-            **settings)
+        self.settings = embedded_settings(
+            "HttpServer", (BindAddress("tcp", host, int(port)),), workers, settings)
         self.pid: int | None = None
         self.exit_code: int | None = None
         if start:

@@ -72,7 +72,11 @@ def test_directories_index_redirect_and_listing(start_server: StartServer, site:
     assert server.request("GET", "/")[2] == b"<h1>home</h1>"
     status, headers, _ = server.request("GET", "/docs?x=1")
     assert status == 301 and headers["location"] == "/docs/?x=1"
-    assert server.request("GET", "/docs/")[0] == 404  # no index.html, no listing unless asked
+    # no index.html: the no-app default lists (as python -m http.server does), a --static
+    # mount only when asked
+    assert server.request("GET", "/docs/")[0] == 200
+    mounted = start_server("--static", f"/files={site}", cwd=site)
+    assert mounted.request("GET", "/files/docs/")[0] == 404
     listing = start_server("--list-directories", cwd=site)
     status, headers, body = listing.request("GET", "/docs/")
     page = body.decode()

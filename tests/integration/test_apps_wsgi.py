@@ -146,7 +146,7 @@ def test_flask_app(start_server: StartServer) -> None:
 
 
 @pytest.mark.parametrize(("args", "expected"), [
-    (["--app", "wsgi_apps:app"], "pass --interface wsgi"),
+    (["--app", "gunicorn_style:either"], "pass --interface wsgi"),
     (["--app", "wsgi_apps:validated", "--interface", "handler-class"],
      "not a subclass of http.server.BaseHTTPRequestHandler"),
     (["--app", "mymod:VERSION"], "is not callable"),

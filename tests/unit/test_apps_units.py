@@ -101,13 +101,19 @@ def test_detect_interface() -> None:
     assert detect_interface(http.server.SimpleHTTPRequestHandler) == "handler-class"
     assert detect_interface(lambda request, response: None) == "native"
 
-    def marked(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    def plain(environ: dict[str, Any], start_response: Any) -> list[bytes]:
         return []
 
+    assert detect_interface(plain) == "wsgi"  # what gunicorn users write
+
+    class Either:  # an object's __call__(environ, start_response) could be a handler too
+        def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+            return []
+
     with pytest.raises(InterfaceError, match="pass --interface wsgi"):
-        detect_interface(marked)
-    marked.__forkhttpd_interface__ = "wsgi"  # type: ignore[attr-defined]
-    assert detect_interface(marked) == "wsgi"
+        detect_interface(Either())
+    Either.__forkhttpd_interface__ = "wsgi"  # type: ignore[attr-defined]
+    assert detect_interface(Either()) == "wsgi"
 
     async def asgi(scope: Any, receive: Any, send: Any) -> None:
         pass

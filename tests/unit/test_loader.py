@@ -26,9 +26,23 @@ def app_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_parse_spec_forms() -> None:
     assert parse_spec("pkg.mod:attr") == ("pkg.mod", "attr", False)
     assert parse_spec("mod:make()") == ("mod", "make", True)
-    for bad in ("mod", "mod:", ":attr", "mod:attr(", "mod:1x", "a b:c"):
-        with pytest.raises(AppNotFound, match="expected MODULE:ATTR"):
+    assert parse_spec("mysite.wsgi") == ("mysite.wsgi", None, False)
+    for bad in ("mod:", ":attr", "mod:attr(", "mod:1x", "a b:c", "web.py"):
+        with pytest.raises(AppNotFound, match="expected MODULE, MODULE:ATTR"):
             parse_spec(bad)
+
+
+def test_a_bare_module_means_application_then_app(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    # gunicorn's convention (Django's wsgi.py names its callable `application`)
+    (tmp_path / "both_t.py").write_text("def application(e, s): pass\ndef app(e, s): pass\n")
+    (tmp_path / "apponly_t.py").write_text("def app(e, s): pass\napplication = None\n")
+    (tmp_path / "neither_t.py").write_text("def handler(rq, rs): pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert getattr(load_app("both_t", str(tmp_path)), "__name__", "") == "application"
+    assert getattr(load_app("apponly_t", str(tmp_path)), "__name__", "") == "app"
+    with pytest.raises(AppNotFound, match="neither 'application' nor 'app'.*neither_t:NAME"):
+        load_app("neither_t", str(tmp_path))
 
 
 def test_loads_attr_dotted_attr_and_factory(app_dir: Path) -> None:

@@ -273,9 +273,10 @@ def test_config_not_utf8(tmp_path: Path) -> None:
     (["--umask", "9"],
      "--umask: expected an octal number from 0 to 0o777, such as \"022\" or 0o022, got '9'"),
     (["--umask", "01000"], "--umask: expected an octal number"),
-    (["--app", "app.py"], "--app: expected MODULE:ATTR or MODULE:FACTORY(), got 'app.py'"),
-    (["--app", "mod:make(1)"], "--app: expected MODULE:ATTR or MODULE:FACTORY(), got"),
-    (["--app", "mod:"], "--app: expected MODULE:ATTR or MODULE:FACTORY(), got 'mod:'"),
+    (["--app", "app.py"], "--app: expected MODULE, MODULE:ATTR or MODULE:FACTORY(), got "
+                          "'app.py' (a module name, not a file name: web, not web.py)"),
+    (["--app", "mod:make(1)"], "--app: expected MODULE, MODULE:ATTR or MODULE:FACTORY(), got"),
+    (["--app", "mod:"], "--app: expected MODULE, MODULE:ATTR or MODULE:FACTORY(), got 'mod:'"),
     (["--health-path", "healthz"],
      "--health-path: expected a URL path starting with \"/\", got 'healthz'"),
     (["--static", "static"],
@@ -323,7 +324,7 @@ def test_env_value_errors(env: dict[str, str], message: str) -> None:
     ('bind = ["0.0.0.0:80", 80]',
      "bind: expected HOST:PORT, [IPV6]:PORT, unix:PATH or fd://N, got 80"),
     ("umask = 1024", "umask: expected an octal number"),
-    ("app = 3", "app: expected MODULE:ATTR or MODULE:FACTORY(), got 3"),
+    ("app = 3", "app: expected MODULE, MODULE:ATTR or MODULE:FACTORY(), got 3"),
 ])
 def test_toml_value_errors(tmp_path: Path, toml: str, message: str) -> None:
     path = tmp_path / "forkhttpd.toml"
@@ -582,7 +583,8 @@ def _everything_changed() -> Settings:
         health_path="/up",
         status_bind=BindAddress("tcp", "0.0.0.0", 9000), interface="wsgi",
         static=(Mount("/s", "./static"),), routes="routes", cgi_dir=(Mount("/c", "cgi"),),
-        list_directories=True, show_hidden=True, follow_symlinks=True, cgi_timeout=1.5,
+        list_directories=True, show_hidden=True, serve_hidden=True, follow_symlinks=True,
+        cgi_timeout=1.5,
         keep_alive=0.0, max_keepalive_requests=0, limit_request_line=64,
         limit_request_fields=1, limit_request_field_size=65, limit_request_body=0,
         header_timeout=0.25, min_body_rate=0, allow_missing_host=True, timeout=1e-3,

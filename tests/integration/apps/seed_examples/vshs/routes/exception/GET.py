@@ -1,0 +1,2 @@
+async def default(url, body, route):
+    raise Exception('Oups...')

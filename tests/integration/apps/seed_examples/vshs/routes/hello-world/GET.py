@@ -1,0 +1,2 @@
+async def default(url, body, route):
+    return {"message": "Hello World"}

@@ -1,0 +1,4 @@
+from forkhttpd import HTTPError
+
+async def default(url, body, route):
+    raise HTTPError(403, "Forbidden Access")
