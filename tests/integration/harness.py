@@ -169,7 +169,8 @@ class StartServer(Protocol):
 
     def __call__(self, *args: str, ready: bool = ..., cwd: Path | str | None = ...,
                  env: dict[str, str] | None = ..., bind_socket: bool = ...,
-                 log_dir: Path | None = ..., extra_fds: Sequence[int] = ()) -> Server: ...
+                 log_dir: Path | None = ..., extra_fds: Sequence[int] = (),
+                 wrapper: Sequence[str] = ()) -> Server: ...
 
 
 def _children_of(pid: int) -> list[str]:

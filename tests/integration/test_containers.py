@@ -7,11 +7,10 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-from typing import Any
 
 import pytest
 
-from .harness import _children_of, wait_until
+from .harness import StartServer, _children_of, wait_until
 
 UNSHARE = ("unshare", "--pid", "--fork", "--mount-proc")
 
@@ -44,7 +43,7 @@ def children(pid: int) -> list[int]:
     return [int(child) for child in _children_of(pid)]
 
 
-def test_pid_1_reaps_orphans_and_stops_gracefully_on_term(start_server: Any) -> None:
+def test_pid_1_reaps_orphans_and_stops_gracefully_on_term(start_server: StartServer) -> None:
     server = start_server("--app", "orphans:app", "--interface", "wsgi", wrapper=UNSHARE)
     assert wait_until(lambda: children(server.pid), timeout=5)
     [init] = children(server.pid)  # unshare's child: forkhttpd's master

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .harness import wait_until
+from .harness import StartServer, wait_until
 
 
 def write_app(path: Path, version: int, body: str | None = None) -> None:
@@ -26,7 +26,7 @@ def served(server: Any) -> str:
     return body.decode().rsplit(" ", 1)[0]  # without the PID
 
 
-def test_a_save_reloads_a_broken_save_keeps_the_old_code(start_server: Any,
+def test_a_save_reloads_a_broken_save_keeps_the_old_code(start_server: StartServer,
                                                           tmp_path: Path) -> None:
     app, helper, extra = tmp_path / "devapp.py", tmp_path / "helper.py", tmp_path / "flags.txt"
     write_app(app, 1)
@@ -66,7 +66,7 @@ def test_a_save_reloads_a_broken_save_keeps_the_old_code(start_server: Any,
     assert server.stop() == 0
 
 
-def test_a_syntax_error_in_a_module_new_to_the_app_is_watched_too(start_server: Any,
+def test_a_syntax_error_in_a_module_new_to_the_app_is_watched_too(start_server: StartServer,
                                                                   tmp_path: Path) -> None:
     app, helper = tmp_path / "devapp.py", tmp_path / "helper.py"
     write_app(app, 1)
@@ -83,7 +83,7 @@ def test_a_syntax_error_in_a_module_new_to_the_app_is_watched_too(start_server: 
     assert served(server) == "fixed"
 
 
-def test_files_outside_the_app_do_not_reload(start_server: Any, tmp_path: Path) -> None:
+def test_files_outside_the_app_do_not_reload(start_server: StartServer, tmp_path: Path) -> None:
     app, helper = tmp_path / "devapp.py", tmp_path / "helper.py"
     write_app(app, 1)
     helper.write_text('WORD = "one"\n')

@@ -11,11 +11,10 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from .harness import REPO, wait_until
+from .harness import REPO, StartServer, wait_until
 
 APP = '''
 import logging
@@ -41,7 +40,7 @@ def log_config(tmp_path: Path, error_log: Path) -> Path:
     return path
 
 
-def test_the_dict_config_replaces_the_error_log_everywhere(start_server: Any,
+def test_the_dict_config_replaces_the_error_log_everywhere(start_server: StartServer,
                                                            tmp_path: Path) -> None:
     (tmp_path / "logapp.py").write_text(APP)
     error_log, access_log = tmp_path / "error.log", tmp_path / "access.log"

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from .harness import APPS, REPO, wait_until
+from .harness import APPS, REPO, StartServer, wait_until
 
 HOOKS = str(APPS / "recording_hooks.py")
 
@@ -36,7 +36,8 @@ def hooks_env(tmp_path: Path, raise_in: str = "") -> tuple[Path, dict[str, str]]
     return log, {"HOOKS_LOG": str(log), "HOOKS_RAISE": raise_in}
 
 
-def test_each_hook_runs_where_and_when_documented(start_server: Any, tmp_path: Path) -> None:
+def test_each_hook_runs_where_and_when_documented(start_server: StartServer,
+                                                  tmp_path: Path) -> None:
     log, env = hooks_env(tmp_path)
     server = start_server("--app", "hang:handler", "--workers", "2", "--timeout", "2",
                           "--hooks", HOOKS, env=env)
@@ -93,7 +94,7 @@ def test_a_failing_startup_hook_stops_the_start(tmp_path: Path, hook: str) -> No
         err = server.stderr
         line = f"hook {hook} ({HOOKS}) raised RuntimeError: {hook} failed on purpose"
         assert f"forkhttpd: error: {line}" in err
-        assert f"raise RuntimeError(f\"{{name}} failed on purpose\")" in err  # its traceback
+        assert "raise RuntimeError(f\"{name} failed on purpose\")" in err  # its traceback
         assert "serving on" not in err.split(line)[-1]
         # nothing of the server is left: the workers a when_ready saw are gone with it
         assert wait_until(lambda: not _session_alive(server.pid), timeout=5)
@@ -118,7 +119,7 @@ def _session_alive(sid: int) -> bool:
 
 @pytest.mark.parametrize("hook", ["post_fork", "worker_exit", "child_exit", "on_reload"])
 def test_a_hook_that_raises_elsewhere_is_logged_and_the_server_serves_on(
-        start_server: Any, tmp_path: Path, hook: str) -> None:
+        start_server: StartServer, tmp_path: Path, hook: str) -> None:
     log, env = hooks_env(tmp_path, hook)
     server = start_server("--app", "hang:handler", "--hooks", HOOKS, env=env)
     status, _, before = server.request("GET", "/")
@@ -132,7 +133,7 @@ def test_a_hook_that_raises_elsewhere_is_logged_and_the_server_serves_on(
     assert server.stop() == 0
 
 
-def test_a_worker_abort_that_raises_still_ends_the_stuck_request(start_server: Any,
+def test_a_worker_abort_that_raises_still_ends_the_stuck_request(start_server: StartServer,
                                                                  tmp_path: Path) -> None:
     log, env = hooks_env(tmp_path, "worker_abort")
     server = start_server("--app", "hang:handler", "--timeout", "1", "--hooks", HOOKS, env=env)
@@ -159,7 +160,7 @@ def test_a_hooks_module_that_cannot_be_imported(tmp_path: Path) -> None:
 
 
 def test_a_hooks_module_broken_by_a_reload_keeps_the_old_generation(
-        start_server: Any, tmp_path: Path) -> None:
+        start_server: StartServer, tmp_path: Path) -> None:
     hooks = tmp_path / "my_hooks.py"
     hooks.write_text("def post_fork(worker):\n    pass\n")
     server = start_server("--app", "hang:handler", "--hooks", str(hooks))

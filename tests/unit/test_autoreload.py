@@ -8,6 +8,7 @@ import os
 import select
 import sys
 import types
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -63,7 +64,7 @@ def test_reload_settings() -> None:
 
 
 @pytest.fixture(params=["inotify", "polling"])
-def watcher(request: pytest.FixtureRequest) -> FileWatcher:
+def watcher(request: pytest.FixtureRequest) -> Iterator[FileWatcher]:
     watch = FileWatcher(use_inotify=request.param == "inotify")
     if request.param == "inotify" and watch.fileno() < 0:
         pytest.skip("no inotify here")

@@ -5,9 +5,11 @@ PID 1), which alone can reap it: whoever that is must, or it stays a zombie."""
 
 import os
 import time
+from collections.abc import Callable, Iterable
+from typing import Any
 
 
-def app(environ, start_response):
+def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
     read_fd, write_fd = os.pipe()
     middle = os.fork()
     if middle == 0:
@@ -23,7 +25,7 @@ def app(environ, start_response):
             os._exit(0)
     os.close(write_fd)
     os.waitpid(middle, 0)
-    grandchild = os.read(read_fd, 64)
+    answer = os.read(read_fd, 64)
     os.close(read_fd)
     start_response("200 OK", [("Content-Type", "text/plain")])
-    return [grandchild]
+    return [answer]
