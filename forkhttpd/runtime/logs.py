@@ -8,6 +8,9 @@ together at every heartbeat tick (0.25 s), on reopen and at exit, whole lines on
 pieces of at most PIPE_BUF bytes when the log is a pipe, so that lines never interleave.
 Reopening (USR1) flushes to the old file first, then opens the path anew: after a rotation
 every line is in exactly one of the two files.
+
+--log-config replaces the error log's handler with the user's logging dictConfig (applied to
+the whole process; reopening applies it again); the access log is not logging's and stays.
 """
 
 from __future__ import annotations
