@@ -68,7 +68,10 @@ def run_server(settings: Settings, make_adapter: Any = None,
     startup = _Startup()
     os.umask(settings.umask)
     if not settings.daemon:
-        logs.configure_error_log(settings.error_logfile, settings.log_level)
+        try:
+            logs.configure_logging(settings)
+        except ValueError as error:  # --log-config names a file that cannot be applied
+            return startup.fail(str(error))
     try:
         identity = resolve(settings.user, settings.group)
     except PrivilegeError as error:
@@ -109,7 +112,10 @@ def run_server(settings: Settings, make_adapter: Any = None,
             except Exception as error:  # noqa: BLE001 - reported, whatever went wrong
                 return startup.fail(f"cannot become a daemon: {error}")
             master_pid = os.getpid()
-            logs.configure_error_log(settings.error_logfile, settings.log_level)
+            try:
+                logs.configure_logging(settings)
+            except ValueError as error:
+                return startup.fail(str(error))
         if pidfile is not None and pidfile.took_over:
             logs.error_log.info("pid file %s: took it over from pid %d, which is gone",
                                 pidfile.path, pidfile.took_over)
@@ -122,7 +128,7 @@ def run_server(settings: Settings, make_adapter: Any = None,
         try:
             return arbiter.run()
         except StartupError as error:
-            return startup.fail(str(error), error.details)
+            return startup.fail(str(error), error.details, code=error.code)
     finally:
         if os.getpid() == master_pid:
             close_listeners(listeners)

@@ -25,8 +25,18 @@ from typing import TYPE_CHECKING, Any
 from setproctitle import setproctitle
 
 from ..runtime import logs, systemd
+from ..runtime.hooks import (
+    MASTER_HOOKS,
+    HookError,
+    Hooks,
+    ServerView,
+    WorkerView,
+    load_hooks,
+    settings_view,
+)
 from ..runtime.scoreboard import Scoreboard
 from ..runtime.signals import SignalQueue
+from .autoreload import FileWatcher
 from .children import become_subreaper, send
 from .generations import Generation, Generations, StartupError
 from .listeners import BindError, close_listeners, describe
@@ -88,6 +98,11 @@ class Arbiter(Generations):
         self.next_watchdog = 0.0
         self.watchdog = systemd.watchdog_interval()
         self.observer = Observer(self)  # observability: counters, status server and file
+        self.hooks = Hooks()  # --hooks: the master's own (imported in run())
+        self.addresses: tuple[str, ...] = ()  # as the hooks see them (the sockets close)
+        self.failed_start: StartupError | None = None  # when_ready raised: stop, then this
+        self.watcher = (FileWatcher(settings.reload_extra_file)
+                        if getattr(settings, "reload", False) else None)  # --reload
 
     # -- the loop -----------------------------------------------------------------------
     def run(self) -> int:
@@ -96,14 +111,20 @@ class Arbiter(Generations):
         self.signals = SignalQueue()
         self._title()
         try:
+            self._start_hooks()
             try:
                 self.observer.start()
             except BindError as error:
                 raise StartupError(f"--status-bind: {error}") from None
+            if self.watcher is not None:
+                log.warning("--reload: the app's source files are watched and a change "
+                            "reloads it; for development, not for production")
             self._start_generation()
             while True:
                 readable = [self.signals.read_fd] + [
                     g.msg_r for g in self.generations.values() if g.msg_r >= 0]
+                if self.watcher is not None and self.watcher.fileno() >= 0:
+                    readable.append(self.watcher.fileno())
                 try:
                     ready, writable, _ = select.select(
                         readable + self.observer.read_fds(), self.observer.write_fds(), [],
@@ -112,6 +133,8 @@ class Arbiter(Generations):
                     ready, writable = [], []
                 for signum in self.signals.pending():
                     self._on_signal(signum)
+                if self.watcher is not None:
+                    self._watch(ready)
                 for gen in list(self.generations.values()):
                     if gen.msg_r >= 0 and gen.msg_r in ready:
                         self._read_zygote(gen)
@@ -128,9 +151,82 @@ class Arbiter(Generations):
                     self._ping_watchdog(now)
                 self._title()
         finally:
+            if self.watcher is not None:
+                self.watcher.close()
             self.observer.close()
             self.signals.close()
             self.board.close_fd()
+
+    # -- hooks and --reload -----------------------------------------------------------------
+    def _start_hooks(self) -> None:
+        """Import the hooks module (its master hooks) and run on_starting."""
+        self.addresses = tuple(self._addresses())
+        try:
+            self.hooks = load_hooks(getattr(self.settings, "hooks", None), MASTER_HOOKS)
+        except HookError as error:
+            if error.details:
+                log.error("the hooks module's traceback:\n%s", error.details.rstrip("\n"))
+            raise StartupError(str(error)) from None
+        try:
+            self.hooks.call_or_raise("on_starting", self.server_view())
+        except HookError as error:
+            raise self._hook_failed(error) from None
+
+    def _hook_failed(self, error: HookError) -> StartupError:
+        """on_starting or when_ready raised: logged with its traceback; the start fails."""
+        log.error("%s; the server does not start\n%s", error, error.details.rstrip("\n"))
+        return StartupError(str(error), code=1)
+
+    def server_view(self) -> ServerView:
+        """What a master hook is told of the server (runtime.hooks.ServerView)."""
+        gen = self.current or self.pending
+        return ServerView(self.pid, gen.number if gen else 0, self.num_workers,
+                          self.app_label, self.addresses, settings_view(self.settings))
+
+    def _child_exited(self, record: WorkerRecord, requests: int, reason: str,
+                      how: str) -> None:
+        if self.hooks.has("child_exit"):
+            self.hooks.call("child_exit", self.server_view(), WorkerView(
+                record.pid, record.number, record.generation, self.pid, self.app_label,
+                settings_view(self.settings), reason, how, requests))
+
+    def _reload_hooks(self) -> None:
+        """The hooks module, imported again (edits take effect with the reload, as they do
+        in the new generation's zygote); one that fails now leaves the master's hooks as
+        they were (the new generation fails on it too, and the old one serves on)."""
+        spec = getattr(self.settings, "hooks", None)
+        if spec or self.hooks:
+            try:
+                self.hooks = load_hooks(spec, MASTER_HOOKS)
+            except HookError as error:
+                log.error("reload: %s; the master keeps its hooks%s", error,
+                          "\n" + error.details.rstrip("\n") if error.details else "")
+        self.hooks.call("on_reload", self.server_view())
+
+    def _sources(self, message: dict[str, Any]) -> None:
+        if self.watcher is not None:
+            files = [str(path) for path in message.get("files", ())]
+            if message.get("ok"):
+                self.watcher.set_files(files)
+            else:
+                self.watcher.add_files(files)
+
+    def _watch(self, ready: list[int]) -> None:
+        """--reload: a change to the app's files reloads, as SIGHUP does (once serving)."""
+        watcher = self.watcher
+        assert watcher is not None
+        now = time.monotonic()
+        if watcher.fileno() >= 0 and watcher.fileno() in ready:
+            watcher.read(now)
+        watcher.poll(now)  # (without inotify) a change seen while loading counts later
+        if not self.serving or self.stopping:
+            return  # the changes wait: a reload needs a serving generation
+        changed = watcher.due(now)
+        if changed:
+            shown = ", ".join(changed[:3]) + (f" and {len(changed) - 3} more"
+                                              if len(changed) > 3 else "")
+            log.info("--reload: %s changed", shown)
+            self.reload()
 
     def _on_signal(self, signum: int) -> None:
         if signum == signal.SIGHUP:
@@ -203,7 +299,14 @@ class Arbiter(Generations):
             for _ in range(plan.spawn):
                 self._spawn(gen, now)
         ready = sum(1 for w in self.workers.values() if w.ready and not w.retiring)
-        if not self.serving and ready >= self.num_workers:
+        if not self.serving and ready >= self.num_workers and not self.failed_start:
+            try:
+                self.hooks.call_or_raise("when_ready", self.server_view())
+            except HookError as error:
+                # The workers run: stop them (fast), then run() ends with this StartupError.
+                self.failed_start = self._hook_failed(error)
+                self.stop(graceful=False)
+                return
             self.serving = True
             self.observer.refresh()
             log.info("serving on %s with %d workers", ", ".join(self._addresses()),
@@ -276,6 +379,8 @@ class Arbiter(Generations):
             gen.cmd_w = gen.msg_r = -1  # the reaper below must not read a closed pipe
         self._reap(time.monotonic())
         log.info("stopped")
+        if self.failed_start is not None:
+            raise self.failed_start
         return 0
 
     # -- small things ---------------------------------------------------------------------

@@ -34,11 +34,13 @@ log = logs.error_log
 
 
 class StartupError(Exception):
-    """The first generation could not start; str() is the one-line reason, `details` more."""
+    """The first generation could not start; str() is the one-line reason, `details` more,
+    `code` the exit code (2: the configuration or the app; 1: a startup hook failed)."""
 
-    def __init__(self, message: str, details: str = "") -> None:
+    def __init__(self, message: str, details: str = "", code: int = 2) -> None:
         super().__init__(message)
         self.details = details
+        self.code = code
 
 
 @dataclass
@@ -175,6 +177,8 @@ class Generations(Supervising):
         kind = message["t"]
         if kind == "W":
             self._worker_forked(gen, message["slot"], message["pid"])
+        elif kind == "M":  # --reload: the files it imported (or that its failure named)
+            self._sources(message)
         elif gen.state != "loading" or self.stopping:
             return  # an abandoned generation's last words, or too late to matter
         elif kind == "R":
@@ -310,6 +314,7 @@ class Generations(Supervising):
                 systemd.notify("READY=1", f"STATUS=reload failed: {error}"[:200])
                 return
             self._apply_settings(new)
+        self._reload_hooks()
         if self.pending is not None:
             log.info("reload: abandoning generation %d, still loading", self.pending.number)
             self.pending.state = "abandoned"
@@ -318,6 +323,12 @@ class Generations(Supervising):
             self._forget_if_done(pending)
         self.last_reload = "loading"
         self._start_generation()
+
+    def _sources(self, message: dict[str, Any]) -> None:
+        """--reload's file list (the Arbiter watches them)."""
+
+    def _reload_hooks(self) -> None:
+        """--hooks: read again and on_reload run (the Arbiter has the hooks)."""
 
     def _apply_settings(self, new: Any) -> None:
         old = self.settings
@@ -328,8 +339,11 @@ class Generations(Supervising):
             new = dataclasses.replace(new, **{name: getattr(old, name) for name in need_restart})
         if changed:
             log.info("reload: new values for %s", ", ".join(changed))
-        if "error_logfile" in changed or "log_level" in changed:
-            logs.configure_error_log(new.error_logfile, new.log_level)
+        if {"error_logfile", "log_level", "log_config"} & set(changed):
+            try:
+                logs.configure_logging(new)
+            except ValueError as error:  # the file changed since the settings were read
+                log.error("reload: %s; the logging setup stays as it was", error)
         if "workers" in changed:
             self.num_workers = min(new.workers, self.board.capacity // 2)
         if "app" in changed and new.app:

@@ -221,6 +221,10 @@ class Supervising:
             log.info("worker %d (pid %d) is over --max-rss %d by its own count; it finishes "
                      "and leaves", record.number, record.pid, self.settings.max_rss)
 
+    def _child_exited(self, record: WorkerRecord, requests: int, reason: str,
+                      how: str) -> None:
+        """--hooks' child_exit (the Arbiter has the hooks)."""
+
     def _kill(self, pid: int, sig: int) -> None:
         send(pid, sig)
 
@@ -240,6 +244,7 @@ class Supervising:
             "worker %d (pid %d, gen %d) exited: reason=%s, %s, served %d requests",
             record.number, record.pid, record.generation, reason, how, view.requests)
         self.observer.worker_exited(record, view, reason, how)
+        self._child_exited(record, view.requests, reason, how)
         if reason in ("crash", "signal", "exit", "app-error") and not self.stopping and (
                 not record.ready or now - record.spawned < _FAST_DEATH):
             # It could not even start: back off, so that a broken app never makes us spin.

@@ -9,15 +9,14 @@ with the app. A hook is given a `ServerView` or a `WorkerView`: plain frozen dat
 numbers, the settings' values), never the arbiter or the worker objects themselves, so a
 hook cannot reach into the master's state and nothing it keeps can go stale in surprising
 ways.
+
+Workers import this module whether or not hooks are given: importlib, inspect and traceback
+load only when a hooks module is loaded or a hook raises.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import inspect
 import sys
-import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType, ModuleType
@@ -97,6 +96,8 @@ def _describe(error: BaseException) -> str:
 def _user_traceback(error: BaseException, skip_own_frame: bool = False) -> str:
     """The traceback without importlib's frames (as the app loader shows the app's), and
     without the frame of this module that called the hook."""
+    import traceback
+
     tb = error.__traceback__
     if skip_own_frame and tb is not None and tb.tb_next is not None:
         tb = tb.tb_next
@@ -148,6 +149,9 @@ class Hooks:
 
 def _import(spec: str) -> ModuleType:
     """The hooks module, executed anew (a reload must see the file as it is now)."""
+    import importlib
+    import importlib.util
+
     if spec.endswith(".py"):
         module_spec = importlib.util.spec_from_file_location(_FILE_MODULE, spec)
         if module_spec is None or module_spec.loader is None:
@@ -172,6 +176,8 @@ def load_hooks(spec: str | None, names: tuple[str, ...] = tuple(HOOKS)) -> Hooks
     cannot be imported, or a hook is not a function of the right parameters."""
     if not spec:
         return Hooks()
+    import inspect
+
     try:
         module = _import(spec)
     except FileNotFoundError:
@@ -212,6 +218,7 @@ def _warn_near_misses(module: ModuleType, spec: str) -> None:
     """A function named almost like a hook (post_forks, onstarting) is most likely one whose
     name is misspelt, and would silently never run."""
     import difflib
+    import inspect
 
     for name, value in vars(module).items():
         if name in HOOKS or name.startswith("_") or not inspect.isfunction(value) or (
