@@ -1,6 +1,6 @@
 """Load forkhttpd's settings (defaults < config file < FORKHTTPD_* environment < command line)
-and generate the CLI, sample config and docs from the one table; a leaf module that imports
-nothing from forkhttpd beyond its own table and types modules.
+and generate the CLI, sample config and docs from the one table; it imports nothing from
+forkhttpd beyond its own table and types and runtime.logconfig (to check --log-config's file).
 
 `python -m forkhttpd.config.settings --write` regenerates etc/forkhttpd.toml and docs/settings.md
 from the table; `--check` exits 1 when either is stale.
@@ -237,6 +237,13 @@ def _cross_check(settings: Settings) -> list[str]:
         errors.append(f"--max-worker-lifetime-jitter ({settings.max_worker_lifetime_jitter:g})"
                       f" must not exceed --max-worker-lifetime "
                       f"({settings.max_worker_lifetime:g})")
+    if settings.log_config is not None:
+        from ..runtime.logconfig import LogConfigError, read_log_config
+
+        try:
+            read_log_config(settings.log_config)
+        except LogConfigError as error:
+            errors.append(f"--log-config {settings.log_config}: {error}")
     if settings.interface != "auto" and settings.app is None and settings.routes is None:
         errors.append(f"--interface {settings.interface} needs --app or --routes")
     prefixes: dict[str, str] = {}

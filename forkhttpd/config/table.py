@@ -8,6 +8,7 @@ sample config file and docs/settings.md. Import these names from forkhttpd.confi
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -122,6 +123,30 @@ def _check_log_format(text: str) -> str:
     return text
 
 
+_DOTTED = re.compile(r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*$")
+
+
+def _check_hooks(text: str) -> str:
+    """A dotted module name, or a .py file (made absolute: a reload after --chdir finds it)."""
+    text = text.strip()
+    if text.endswith(".py") and "\0" not in text:
+        return os.path.abspath(text)
+    if not _DOTTED.match(text):
+        raise InvalidValue()
+    return text
+
+
+def _check_log_config(text: str) -> str:
+    """The file's kind by its name; its contents are checked by settings._cross_check."""
+    if not text.endswith((".toml", ".json")):
+        raise InvalidValue("the file name must end in .toml or .json")
+    return os.path.abspath(text)
+
+
+def _absolute(text: str) -> str:
+    return os.path.abspath(text)
+
+
 _PATH = Str("a path", "path", "PATH")
 _NAME = Str("a user or group name, or a numeric id", "name or id", "NAME")
 _SECONDS_GE0 = Float(0)
@@ -177,6 +202,21 @@ class Settings:
         None, "--status-bind", section="server", reloadable=False, type=Optional(Bind(True)),
         example=BindAddress("tcp", "127.0.0.1", 9000),
         help="TCP address where the master serves /status and /metrics")
+    hooks: str | None = _setting(
+        None, "--hooks", section="server", reloadable=True, example="myproject.hooks",
+        type=Optional(Str("a dotted module name or a .py file", "module or file", "MODULE",
+                          _check_hooks)),
+        help="Module (dotted name or .py file) defining server hooks: on_starting, "
+             "when_ready, on_reload, child_exit (run in the master), post_fork, worker_exit, "
+             "worker_abort (run in each worker); read again on every reload")
+    reload: bool = _setting(
+        False, "--reload", section="server", reloadable=False, type=Bool(),
+        help="Development only: reload (as SIGHUP does) when a source file of the app, or a "
+             "--reload-extra-file, changes")
+    reload_extra_file: tuple[str, ...] = _setting(
+        (), "--reload-extra-file", section="server", reloadable=True,
+        type=ListOf(Str("a path", "path", "FILE", _absolute)), example=("./settings.toml",),
+        help="Also reload when this file changes (only with --reload); repeat for several")
 
     # ---- applications ----
     interface: str = _setting(
@@ -284,6 +324,13 @@ class Settings:
     error_logfile: str = _setting(
         "-", "--error-logfile", section="logging", reloadable=True, type=_PATH,
         help='File to write the error log to, "-" for stderr')
+    log_config: str | None = _setting(
+        None, "--log-config", section="logging", reloadable=True, example="etc/logging.toml",
+        type=Optional(Str("a .toml or .json file holding a logging dictConfig", "path",
+                          "FILE", _check_log_config)),
+        help="Logging configuration (a dictConfig, as TOML or JSON) that replaces the "
+             "built-in error log setup (--error-logfile and --log-level then do not apply) in "
+             "the master and the workers; the access log keeps its own format and file")
     log_level: str = _setting(
         "info", "--log-level", section="logging", reloadable=True,
         type=Choice("debug", "info", "warning", "error", "critical"),

@@ -28,8 +28,18 @@ from typing import TYPE_CHECKING, Any
 
 from ..config.settings import reloadable_changes
 from ..runtime import logs, systemd
+from ..runtime.hooks import (
+    MASTER_HOOKS,
+    HookError,
+    Hooks,
+    ServerView,
+    WorkerView,
+    load_hooks,
+    settings_view,
+)
 from ..runtime.scoreboard import Scoreboard, SlotView
 from ..runtime.signals import SignalQueue
+from .autoreload import FileWatcher
 from .children import System, become_subreaper, describe_status
 from .generations import Generation, Generations, Launch, ZygoteLauncher
 from .listeners import BindError, close_listeners, describe
@@ -72,11 +82,13 @@ SIGNALS: dict[int, str] = {
 
 
 class StartupError(Exception):
-    """The first generation could not start; str() is the one-line reason, `details` more."""
+    """The first generation could not start; str() is the one-line reason, `details` more,
+    `code` the exit code (2: the configuration or the app; 1: a startup hook failed)."""
 
-    def __init__(self, message: str, details: str = "") -> None:
+    def __init__(self, message: str, details: str = "", code: int = 2) -> None:
         super().__init__(message)
         self.details = details
+        self.code = code
 
 
 class Arbiter:
@@ -120,6 +132,11 @@ class Arbiter:
         self.next_watchdog = 0.0
         self.watchdog = systemd.watchdog_interval()
         self.observer = Observer(self)  # observability: counters, status server and file
+        self.hooks = Hooks()  # --hooks: the master's own (imported in start())
+        self.addresses: tuple[str, ...] = ()  # as the hooks see them (the sockets close)
+        self.failed_start: StartupError | None = None  # when_ready raised: stop, then this
+        self.watcher = (FileWatcher(settings.reload_extra_file)
+                        if getattr(settings, "reload", False) else None)  # --reload
 
     # -- what the status and metrics read ---------------------------------------------------
     @property
@@ -146,6 +163,8 @@ class Arbiter:
             while True:
                 readable = [self.signals.read_fd, *self.gens.read_fds(),
                             *self.observer.read_fds()]
+                if self.watcher is not None and self.watcher.fileno() >= 0:
+                    readable.append(self.watcher.fileno())
                 try:
                     ready, writable, _ = select.select(
                         readable, self.observer.write_fds(), [],
@@ -156,22 +175,51 @@ class Arbiter:
                 if code is not None:
                     return code
         finally:
+            if self.watcher is not None:
+                self.watcher.close()
             self.observer.close()
             self.signals.close()
             self.board.close_fd()
 
     def start(self) -> None:
+        self.addresses = tuple(describe(sock) for sock in self.listeners)
+        try:
+            self.hooks = load_hooks(getattr(self.settings, "hooks", None), MASTER_HOOKS)
+        except HookError as error:
+            if error.details:
+                log.error("the hooks module's traceback:\n%s", error.details.rstrip("\n"))
+            raise StartupError(str(error)) from None
+        try:
+            self.hooks.call_or_raise("on_starting", self.server_view())
+        except HookError as error:
+            raise self._hook_failed(error) from None
         try:
             self.observer.start()
         except BindError as error:
             raise StartupError(f"--status-bind: {error}") from None
+        if self.watcher is not None:
+            log.warning("--reload: the app's source files are watched and a change reloads "
+                        "it; for development, not for production")
         self.start_generation()
+
+    def _hook_failed(self, error: HookError) -> StartupError:
+        """on_starting or when_ready raised: logged with its traceback; the start fails."""
+        log.error("%s; the server does not start\n%s", error, error.details.rstrip("\n"))
+        return StartupError(str(error), code=1)
+
+    def server_view(self) -> ServerView:
+        """What a master hook is told of the server (runtime.hooks.ServerView)."""
+        gen = self.gens.current or self.gens.pending
+        return ServerView(self.pid, gen.number if gen else 0, self.num_workers,
+                          self.app_label, self.addresses, settings_view(self.settings))
 
     def tick(self, signals: Iterable[int], ready: list[int],
              writable: list[int] | None = None) -> int | None:
         """One pass of the loop; the exit code once the master is done."""
         for signum in signals:
             self.on_signal(signum)
+        if self.watcher is not None:
+            self.watch(ready)
         for gen in self.gens:
             if gen.msg_r >= 0 and gen.msg_r in ready:
                 self.hear(gen)
@@ -187,6 +235,23 @@ class Arbiter:
             self.ping_watchdog(now)
         self.title()
         return None
+
+    def watch(self, ready: list[int]) -> None:
+        """--reload: a change to the app's files reloads, as SIGHUP does (once serving)."""
+        watcher = self.watcher
+        assert watcher is not None
+        now = self.system.now()
+        if watcher.fileno() >= 0 and watcher.fileno() in ready:
+            watcher.read(now)
+        watcher.poll(now)  # (without inotify) a change seen while loading counts later
+        if not self.serving or self.stopping:
+            return  # the changes wait: a reload needs a serving generation
+        changed = watcher.due(now)
+        if changed:
+            shown = ", ".join(changed[:3]) + (f" and {len(changed) - 3} more"
+                                              if len(changed) > 3 else "")
+            log.info("--reload: %s changed", shown)
+            self.reload()
 
     def on_signal(self, signum: int) -> None:
         name = SIGNALS.get(signum)
@@ -232,6 +297,13 @@ class Arbiter:
                                  self.system.now(), self.stopping)
             elif kind == "R":
                 self.advance(gen, Event.LOADED)
+            elif kind == "M":  # --reload: the files it imported (or that its failure named)
+                if self.watcher is not None:
+                    files = [str(path) for path in message.get("files", ())]
+                    if message.get("ok"):
+                        self.watcher.set_files(files)
+                    else:
+                        self.watcher.add_files(files)
             elif kind == "F":
                 if gen.state is State.LOADING:
                     gen.failure = message.get("msg", "") or "the app could not be loaded"
@@ -255,8 +327,13 @@ class Arbiter:
 
     def worker_exited(self, record: WorkerRecord, view: SlotView, reason: str, how: str,
                       at_start: bool) -> None:
-        """Count the exit; a generation whose workers keep dying as they start fails."""
+        """Count the exit, tell child_exit; a generation whose workers keep dying as they
+        start fails."""
         self.observer.worker_exited(record, view, reason, how)
+        if self.hooks.has("child_exit"):
+            self.hooks.call("child_exit", self.server_view(), WorkerView(
+                record.pid, record.number, record.generation, self.pid, self.app_label,
+                settings_view(self.settings), reason, how, view.requests))
         gen = self.gens.all.get(record.generation)
         if gen is None or gen.state is not State.STARTING:
             return
@@ -340,6 +417,13 @@ class Arbiter:
             self.gens.pending = None
 
     def _announce_serving(self, gen: Generation) -> None:
+        try:
+            self.hooks.call_or_raise("when_ready", self.server_view())
+        except HookError as error:
+            # The workers run: stop them (fast), then run() ends with this StartupError.
+            self.failed_start = self._hook_failed(error)
+            self.stop(graceful=False)
+            return
         self.serving = True
         self.observer.refresh()
         self.system.notify("READY=1", f"MAINPID={self.pid}", self.status_line())
@@ -460,10 +544,25 @@ class Arbiter:
                 self.system.notify("READY=1", f"STATUS=reload failed: {error}"[:200])
                 return
             self.apply_settings(new)
+        self.reload_hooks()
+        self.hooks.call("on_reload", self.server_view())
         if self.gens.pending is not None:
             self.advance(self.gens.pending, Event.ABANDON)
         self.last = Outcome(ReloadStatus.LOADING, self.gens.next_generation)
         self.start_generation()
+
+    def reload_hooks(self) -> None:
+        """The hooks module, imported again (edits take effect with the reload, as they do
+        in the new generation's zygote); one that fails now leaves the master's hooks as
+        they were (the new generation will fail on it too, and the old one serves on)."""
+        spec = getattr(self.settings, "hooks", None)
+        if not spec and not self.hooks:
+            return
+        try:
+            self.hooks = load_hooks(spec, MASTER_HOOKS)
+        except HookError as error:
+            log.error("reload: %s; the master keeps its hooks%s", error,
+                      "\n" + error.details.rstrip("\n") if error.details else "")
 
     def apply_settings(self, new: Any) -> None:
         old = self.settings
@@ -474,8 +573,11 @@ class Arbiter:
             new = dataclasses.replace(new, **{name: getattr(old, name) for name in need_restart})
         if changed:
             log.info("reload: new values for %s", ", ".join(changed))
-        if "error_logfile" in changed or "log_level" in changed:
-            logs.configure_error_log(new.error_logfile, new.log_level)
+        if {"error_logfile", "log_level", "log_config"} & set(changed):
+            try:
+                logs.configure_logging(new)
+            except ValueError as error:  # the file changed since the settings were read
+                log.error("reload: %s; the logging setup stays as it was", error)
         if "workers" in changed:
             self.num_workers = min(new.workers, self.board.capacity // 2)
         if "app" in changed and new.app:
@@ -523,6 +625,8 @@ class Arbiter:
         self.gens.close_all()
         self.reap(self.system.now())
         log.info("stopped")
+        if self.failed_start is not None:
+            raise self.failed_start
         return 0
 
     def add_worker(self) -> None:

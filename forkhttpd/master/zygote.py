@@ -10,7 +10,12 @@ a plain fork of the master. Either way it runs zygote_main with a ZygoteContext.
 
 Talk with the master goes over two pipes: commands in ("slot,number\\n"; EOF = exit once
 they are all done), JSON lines out: {"t": "R"} loaded, {"t": "F", "msg", "details"} failed,
-{"t": "W", "slot", "pid", "n"} a worker was forked.
+{"t": "W", "slot", "pid", "n"} a worker was forked, and with --reload, before "R" or "F",
+{"t": "M", "ok", "files"}: the app's source files (interfaces.sources) for the master to watch.
+
+After the app, the zygote imports the --hooks module for the workers' hooks (post_fork,
+worker_exit, worker_abort), which the workers inherit with the app; a hooks module that cannot
+be imported fails the generation as an app that cannot be would.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from setproctitle import setproctitle
 
 from ..interfaces import Adapter, preload_modules
 from ..runtime import logs
+from ..runtime.hooks import WORKER_HOOKS, Hooks, load_hooks
 from ..runtime.scoreboard import Scoreboard
 from ..runtime.signals import reset_signals
 from ..worker.process import run_worker
@@ -77,16 +83,21 @@ def zygote_main(ctx: ZygoteContext, number: int, cmd_r: int, msg_w: int) -> None
                 preload_modules()
                 privileges.drop_for_app(settings)  # ops: --user/--group, before the import
             adapter = ctx.make_adapter(settings)
+            hooks = load_hooks(getattr(settings, "hooks", None), WORKER_HOOKS)
         except Exception as error:  # noqa: BLE001 - reported to the master, whatever it is
-            say_failed(msg_w, str(error) or type(error).__name__,
-                       getattr(error, "details", "") or "")
+            details = getattr(error, "details", "") or ""
+            if getattr(settings, "reload", False):
+                _report_sources(msg_w, False, details)
+            say_failed(msg_w, str(error) or type(error).__name__, details)
             code = 2
             return
+        if getattr(settings, "reload", False):
+            _report_sources(msg_w, True)
         os.write(msg_w, b'{"t": "R"}\n')
         # Idle in os.read between forks, it can reopen its log files right in the handler.
         signal.signal(signal.SIGUSR1, lambda *_: logs.reopen_logs())
         setproctitle(f"forkhttpd: zygote gen {number} [{ctx.app_label}] ready")
-        _fork_workers(ctx, number, cmd_r, msg_w, adapter)
+        _fork_workers(ctx, number, cmd_r, msg_w, adapter, hooks)
     except BaseException:  # noqa: BLE001
         log.exception("zygote %d failed", number)
         code = 1
@@ -94,8 +105,23 @@ def zygote_main(ctx: ZygoteContext, number: int, cmd_r: int, msg_w: int) -> None
         os._exit(code)
 
 
+def _report_sources(msg_w: int, ok: bool, details: str = "") -> None:
+    """--reload: tell the master the app's source files: those imported, and after a failed
+    import those its traceback names (the file with the syntax error never got imported)."""
+    import json
+    import sys
+
+    from ..interfaces.sources import app_source_files, excluded_dirs, files_in_traceback
+
+    excluded = excluded_dirs()
+    files = app_source_files(list(sys.modules.values()), excluded)
+    if details:
+        files = sorted(set(files) | set(files_in_traceback(details, excluded)))
+    os.write(msg_w, (json.dumps({"t": "M", "ok": ok, "files": files}) + "\n").encode())
+
+
 def _fork_workers(ctx: ZygoteContext, number: int, cmd_r: int, msg_w: int,
-                  adapter: Adapter) -> None:
+                  adapter: Adapter, hooks: Hooks) -> None:
     pending = b""
     while True:
         chunk = os.read(cmd_r, 4096)
@@ -109,12 +135,12 @@ def _fork_workers(ctx: ZygoteContext, number: int, cmd_r: int, msg_w: int,
             slot, worker_number = (int(x) for x in line.decode().split(","))
             middle = os.fork()
             if middle == 0:
-                _middle(ctx, number, cmd_r, msg_w, adapter, slot, worker_number)
+                _middle(ctx, number, cmd_r, msg_w, adapter, slot, worker_number, hooks)
             os.waitpid(middle, 0)
 
 
 def _middle(ctx: ZygoteContext, number: int, cmd_r: int, msg_w: int, adapter: Adapter,
-            slot: int, worker_number: int) -> None:
+            slot: int, worker_number: int, hooks: Hooks) -> None:
     """The short-lived intermediate: fork the worker, report its PID, exit (the worker is
     then an orphan, re-parented to the master, the nearest child subreaper)."""
     code = 1
@@ -124,7 +150,8 @@ def _middle(ctx: ZygoteContext, number: int, cmd_r: int, msg_w: int, adapter: Ad
             os.close(cmd_r)
             os.close(msg_w)
             run_worker(adapter, ctx.listeners, ctx.settings, ctx.board.slot(slot),
-                       worker_number, number, ctx.master_pid, ctx.app_label)  # never returns
+                       worker_number, number, ctx.master_pid, ctx.app_label,
+                       hooks)  # never returns
         os.write(msg_w, f'{{"t": "W", "slot": {slot}, "pid": {worker}, "n": {worker_number}}}\n'
                  .encode())
         code = 0

@@ -166,7 +166,7 @@ def main() -> None:
         settings = settings_from_plain(boot["settings"])
         from ..runtime import logs
 
-        logs.configure_error_log(settings.error_logfile, settings.log_level)
+        logs.configure_logging(settings)  # --log-config: a file it cannot apply fails the load
         import socket
 
         from ..runtime.scoreboard import Scoreboard

@@ -19,6 +19,8 @@ from ..config.paths import path_problems
 from ..config.settings import Settings, SettingsError, load_settings
 from ..interfaces.loader import AppLoadError
 from ..master.listeners import systemd_fds
+from ..runtime import logs
+from ..runtime.hooks import HookError, load_hooks
 from .pidfile import PidFileError, holder
 from .privileges import PrivilegeError, drop_for_app, resolve
 
@@ -190,12 +192,24 @@ def check_config(settings: Settings, argv: list[str]) -> int:
     return 0
 
 
+class _Finding(Exception):
+    """A problem the check child reports as it is: one line, and a traceback if any."""
+
+    def __init__(self, message: str, details: str = "") -> None:
+        super().__init__(message)
+        self.details = details
+
+
 def import_child(args: list[str]) -> int:
     """The throwaway child: load the app exactly as a zygote would and report on fd N."""
     result_fd, argv = int(args[0]), args[1:]
     result: dict[str, Any]
     try:
         settings = load_settings(argv, os.environ)
+        try:
+            logs.configure_logging(settings)  # --log-config applied, as the master would
+        except ValueError as error:
+            raise _Finding(str(error)) from None
         os.umask(settings.umask)
         if settings.chdir:
             os.chdir(settings.chdir)
@@ -204,7 +218,13 @@ def import_child(args: list[str]) -> int:
         preload_modules()  # forkhttpd itself need not be readable by --user
         drop_for_app(settings)
         build_app_adapter(settings)
+        try:
+            load_hooks(settings.hooks)  # after the app, as the zygote does
+        except HookError as error:
+            raise _Finding(str(error), error.details) from None
         result = {"ok": True, "interface": _interface(settings)}
+    except _Finding as finding:
+        result = {"ok": False, "message": str(finding), "details": finding.details}
     except (SettingsError, PrivilegeError, OSError) as error:
         result = {"ok": False, "message": str(error)}
     except BaseException as error:  # noqa: BLE001 - the app's failure, whatever it is

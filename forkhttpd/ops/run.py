@@ -102,11 +102,9 @@ def run_server(settings: Settings, make_adapter: Any = None,
         except OSError as error:
             return startup.fail(f"--chdir {settings.chdir}: {error.strerror}")
     if not settings.daemon:
-        try:
-            logs.configure_error_log(settings.error_logfile, settings.log_level)
-        except OSError as error:
-            return startup.fail(f"--error-logfile {settings.error_logfile}: "
-                                f"{error.strerror}")
+        failed = _configure_logging(settings)
+        if failed:
+            return startup.fail(failed)
     pidfile = PidFile(settings.pid) if settings.pid else None
     try:
         if pidfile is not None and settings.daemon:
@@ -146,7 +144,7 @@ def run_server(settings: Settings, make_adapter: Any = None,
         try:
             return _serve(settings, listeners, pidfile, startup, make_adapter, label, reread)
         except StartupError as error:
-            return startup.fail(str(error), error.details)
+            return startup.fail(str(error), error.details, code=error.code)
         except Exception as error:  # noqa: BLE001 - the ready pipe must hear of any failure
             if startup.pipe is None or startup.pipe.write_fd < 0:
                 raise  # not a daemon, or ready already: the usual crash report
@@ -160,14 +158,25 @@ def run_server(settings: Settings, make_adapter: Any = None,
                 pidfile.release()
 
 
+def _configure_logging(settings: Settings) -> str:
+    """The error log (or --log-config's dictConfig) set up; the one-line reason it cannot
+    be, or ""."""
+    try:
+        logs.configure_logging(settings)
+    except OSError as error:
+        return f"--error-logfile {settings.error_logfile}: {error.strerror}"
+    except ValueError as error:  # --log-config names a file that cannot be applied
+        return str(error)
+    return ""
+
+
 def _serve(settings: Settings, listeners: list[socket.socket], pidfile: PidFile | None,
            startup: _Startup, make_adapter: Any, label: str | None, reread: Any) -> int:
     """The arbiter's run, in the foreground or in the daemon."""
     if settings.daemon:
-        try:
-            logs.configure_error_log(settings.error_logfile, settings.log_level)
-        except OSError as error:
-            return startup.fail(f"--error-logfile {settings.error_logfile}: {error.strerror}")
+        failed = _configure_logging(settings)
+        if failed:
+            return startup.fail(failed)
     if pidfile is not None and pidfile.took_over:
         logs.error_log.info("pid file %s: took it over from pid %d, which is gone",
                             pidfile.path, pidfile.took_over)

@@ -8,6 +8,9 @@ together at every heartbeat tick (0.25 s), on reopen and at exit, whole lines on
 pieces of at most PIPE_BUF bytes when the log is a pipe, so that lines never interleave.
 Reopening (USR1) flushes to the old file first, then opens the path anew: after a rotation
 every line is in exactly one of the two files.
+
+--log-config replaces the error log's handler with the user's logging dictConfig (applied to
+the whole process; reopening applies it again); the access log is not logging's and stays.
 """
 
 from __future__ import annotations
@@ -20,13 +23,13 @@ import stat
 import time
 from typing import Any
 
-__all__ = ["AccessLog", "ask_reopen", "configure_error_log", "error_fd", "error_log",
-           "log_refusal", "reopen_if_asked", "reopen_logs", "set_role"]
+__all__ = ["AccessLog", "ask_reopen", "configure_error_log", "configure_logging", "error_fd",
+           "error_log", "log_refusal", "reopen_if_asked", "reopen_logs", "set_role"]
 
 error_log = logging.getLogger("forkhttpd.error")
 
 _state: dict[str, Any] = {"role": "master", "path": "-", "level": "info", "handler": None,
-                          "access": None, "reopen": False}
+                          "access": None, "reopen": False, "config": None}
 _DATEFMT = "%Y-%m-%d %H:%M:%S %z"
 _FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
 _PIPE_BUF = getattr(select, "PIPE_BUF", 4096)
@@ -88,8 +91,16 @@ class _FdHandler(logging.Handler):
         super().close()
 
 
-def configure_error_log(path: str = "-", level: str = "info") -> None:
-    """Send forkhttpd's error log to `path` ("-" = stderr) at `level`."""
+def configure_error_log(path: str = "-", level: str = "info",
+                        log_config: dict[str, Any] | None = None) -> None:
+    """Send forkhttpd's error log to `path` ("-" = stderr) at `level`; or, given a
+    `log_config` (a dictConfig, from --log-config), apply it instead of all that.
+
+    A dictConfig that cannot be applied raises ValueError (one line, cause included) and
+    leaves the previous setup in place."""
+    if log_config is not None:
+        _apply_dict_config(log_config)
+        return
     fd, owned = _open_fd(path, 2)
     handler = _FdHandler(fd, owned)
     handler.setFormatter(_Formatter("%(message)s"))
@@ -97,7 +108,7 @@ def configure_error_log(path: str = "-", level: str = "info") -> None:
     error_log.addHandler(handler)
     error_log.setLevel(level.upper())
     error_log.propagate = False
-    _state.update(handler=handler, path=path, level=level)
+    _state.update(handler=handler, path=path, level=level, config=None)
     if faulthandler.is_enabled():  # keep fatal-error dumps going to the current file
         faulthandler.enable(file=fd, all_threads=True)
     if old is not None:
@@ -105,10 +116,84 @@ def configure_error_log(path: str = "-", level: str = "info") -> None:
         old.close()
 
 
+def configure_logging(settings: Any) -> None:
+    """configure_error_log from the settings (read by attribute: the master's Settings or a
+    zygote's plain copy); --log-config's file is read anew. Raises ValueError (one line
+    naming --log-config) for a file that cannot be read or applied."""
+    path = getattr(settings, "log_config", None)
+    if not path:
+        configure_error_log(settings.error_logfile, settings.log_level)
+        return
+    from .logconfig import LogConfigError, read_log_config
+
+    try:
+        configure_error_log(log_config=read_log_config(path))
+    except (LogConfigError, ValueError) as error:
+        raise ValueError(f"--log-config {path}: {error}") from None
+
+
+def _with_role(factory: Any) -> Any:
+    def make(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record: logging.LogRecord = factory(*args, **kwargs)
+        record.role = _state["role"]
+        return record
+
+    make.forkhttpd_role = True  # type: ignore[attr-defined]
+    return make
+
+
+def _apply_dict_config(config: dict[str, Any]) -> None:
+    """Apply a --log-config dictConfig to the whole process: the user's handlers replace
+    forkhttpd's built-in one. forkhttpd's own logger stays enabled and, unless the file
+    configures it, hands its records to the root logger's handlers."""
+    import copy
+    import logging.config
+
+    config = copy.deepcopy(config)  # dictConfig rewrites what it is given
+    # Loggers made before the file is applied (forkhttpd's own, the app's) keep working
+    # unless the file says otherwise: dictConfig's default would silence them.
+    config.setdefault("disable_existing_loggers", False)
+    factory = logging.getLogRecordFactory()
+    if not getattr(factory, "forkhttpd_role", False):  # %(role)s: master, worker 3...
+        logging.setLogRecordFactory(_with_role(factory))
+    try:
+        logging.config.dictConfig(config)
+    except (ValueError, TypeError, AttributeError, ImportError, OSError) as error:
+        cause = error.__cause__
+        raise ValueError(f"{error}: {cause}" if cause and str(cause) not in str(error)
+                         else str(error)) from None
+    old = _state["handler"]
+    if old is not None:
+        error_log.removeHandler(old)
+        old.close()
+    named = config.get("loggers", {})
+    if "forkhttpd.error" not in named and "forkhttpd" not in named:
+        error_log.setLevel(logging.NOTSET)
+        error_log.propagate = True
+    error_log.disabled = False
+    _state.update(handler=None, config=config)
+    if faulthandler.is_enabled():
+        faulthandler.enable(file=error_fd(), all_threads=True)
+
+
 def error_fd() -> int:
-    """The descriptor the error log writes to (for faulthandler)."""
+    """The descriptor the error log writes to (for faulthandler): with --log-config, that of
+    the first handler of forkhttpd's logger (or the root's) that writes to a stream."""
     handler = _state["handler"]
-    return handler.fd if handler is not None else 2
+    if handler is not None:
+        return int(handler.fd)
+    logger: logging.Logger | None = error_log
+    while logger is not None:
+        for candidate in logger.handlers:
+            stream = getattr(candidate, "stream", None)
+            if stream is None:
+                continue
+            try:
+                return int(stream.fileno())
+            except (OSError, ValueError, AttributeError):
+                continue
+        logger = logger.parent if logger.propagate else None
+    return 2
 
 
 def set_role(role: str) -> None:
@@ -120,8 +205,11 @@ def reopen_logs() -> None:
     """Reopen both logs by name, so that a rotated file is let go of (loop context only)."""
     _state["reopen"] = False
     try:
-        configure_error_log(_state["path"], _state["level"])
-    except OSError as error:  # keep writing to the old file rather than die
+        if _state["config"] is not None:  # applied again: its file handlers reopen by name
+            configure_error_log(log_config=_state["config"])
+        else:
+            configure_error_log(_state["path"], _state["level"])
+    except (OSError, ValueError) as error:  # keep writing to the old file rather than die
         error_log.error("cannot reopen the error log %s: %s", _state["path"], error)
     access = _state["access"]
     if access is not None:

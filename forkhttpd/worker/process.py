@@ -2,6 +2,11 @@
 connection loop; must not import interfaces, master, config or ops (and never forks or kills).
 
 A worker never returns to its caller's code: `run_worker` ends the process with os._exit.
+
+--hooks: post_fork runs once the worker's signals and logs are set, before its first request;
+worker_exit as it leaves (after the loop on a graceful stop, in the handler on a fast one,
+when its master is gone); worker_abort when the master's timeout alarm arrives, before the
+handler is interrupted. A hook that raises is logged and the worker goes on.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from setproctitle import setproctitle
 from ..protocol import Limits
 from ..runtime import logs
 from ..runtime import scoreboard as heartbeat
+from ..runtime.hooks import Hooks, WorkerView, settings_view
 from ..runtime.scoreboard import Meter, Slot
 from ..runtime.signals import reset_signals
 from .errors import HandlerTimeout
@@ -50,8 +56,10 @@ def serve_options(settings: Any) -> ServeOptions:
 class _Worker:
     def __init__(self, adapter: Adapter, listeners: list[socket.socket], settings: Any,
                  slot: Slot, number: int, generation: int, master_pid: int,
-                 app_label: str) -> None:
+                 app_label: str, hooks: Hooks | None = None) -> None:
         self.settings = settings
+        self.hooks = hooks or Hooks()
+        self.exit_hook_ran = False
         self.slot = slot
         self.number = number
         self.generation = generation
@@ -97,6 +105,7 @@ class _Worker:
     def on_quit(self, signum: int, frame: FrameType | None) -> None:
         self.slot.set_exit_reason(heartbeat.EXIT_REASONS.index("shutdown"))
         self.flush()
+        self.call_exit_hook()
         os._exit(0)
 
     def on_usr1(self, signum: int, frame: FrameType | None) -> None:
@@ -105,6 +114,8 @@ class _Worker:
 
     def on_alarm(self, signum: int, frame: FrameType | None) -> None:
         # The master saw no heartbeat for --timeout: interrupt the handler (gently first).
+        if self.hooks.has("worker_abort"):
+            self.hooks.call("worker_abort", self.view())
         if self.loop.in_handler:
             raise HandlerTimeout(f"handler ran longer than --timeout {self.settings.timeout}s")
 
@@ -127,6 +138,7 @@ class _Worker:
         if parent != self.master_pid and parent != self.parent_at_fork:
             logs.error_log.warning("master %d is gone; exiting", self.master_pid)
             slot.set_exit_reason(heartbeat.EXIT_REASONS.index("master-gone"))
+            self.call_exit_hook()
             os._exit(0)
         if not self.recycle_asked:
             if self.max_requests and loop.requests >= self.max_requests:
@@ -195,11 +207,25 @@ class _Worker:
         logs.set_role(f"worker {self.number}")
         logs.reopen_logs()  # by name: the zygote's copy may be a file rotated since
         _dump_stacks_to_error_log()
+        if self.hooks.has("post_fork"):
+            self.hooks.call("post_fork", self.view())
         self.tick(time.monotonic())
         self.loop.run()
         self.flush()
         self.slot.set_state(heartbeat.EXITING)
         self.slot.set_exit_reason(heartbeat.EXIT_REASONS.index(self.leaving or "shutdown"))
+        self.call_exit_hook()
+
+    def view(self) -> WorkerView:
+        """What a worker hook is told of this worker (runtime.hooks.WorkerView)."""
+        return WorkerView(os.getpid(), self.number, self.generation, self.master_pid,
+                          self.app_label, settings_view(self.settings))
+
+    def call_exit_hook(self) -> None:
+        """worker_exit, once, whichever way the worker leaves."""
+        if not self.exit_hook_ran and self.hooks.has("worker_exit"):
+            self.exit_hook_ran = True
+            self.hooks.call("worker_exit", self.view())
 
 
 def _dump_stacks_to_error_log() -> None:
@@ -211,12 +237,13 @@ def _dump_stacks_to_error_log() -> None:
 
 
 def run_worker(adapter: Adapter, listeners: list[socket.socket], settings: Any, slot: Slot,
-               number: int, generation: int, master_pid: int, app_label: str) -> None:
+               number: int, generation: int, master_pid: int, app_label: str,
+               hooks: Hooks | None = None) -> None:
     """Serve until told to stop, then end the process (never returns)."""
     code = 0
     try:
         _Worker(adapter, listeners, settings, slot, number, generation, master_pid,
-                app_label).run()
+                app_label, hooks).run()
     except SystemExit as exit_:
         code = exit_.code if isinstance(exit_.code, int) else 1
     except BaseException:

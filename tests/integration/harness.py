@@ -44,7 +44,8 @@ class Server:
 
     def __init__(self, *args: str, cwd: Path | str | None = None,
                  env: dict[str, str] | None = None, bind_socket: bool = True,
-                 log_dir: Path | None = None, extra_fds: Sequence[int] = ()) -> None:
+                 log_dir: Path | None = None, extra_fds: Sequence[int] = (),
+                 wrapper: Sequence[str] = ()) -> None:
         self.args = list(args)
         self.cwd = str(cwd or APPS)
         self.sock = listening_socket() if bind_socket else None
@@ -53,7 +54,9 @@ class Server:
         self.stderr_path = self.log_dir / f"forkhttpd-{os.getpid()}-{id(self)}.err"
         self.stdout_path = self.stderr_path.with_suffix(".out")
         env_all = forkhttpd_env(env)
-        command = [sys.executable, "-m", "forkhttpd", *self.args]
+        # `wrapper` runs forkhttpd through another program (unshare): self.pid is then that
+        # program's, and the session still holds every process the test started.
+        command = [*wrapper, sys.executable, "-m", "forkhttpd", *self.args]
         fds: list[int] = list(extra_fds)
         if self.sock is not None:
             command += ["--bind", f"fd://{self.sock.fileno()}"]
@@ -166,7 +169,8 @@ class StartServer(Protocol):
 
     def __call__(self, *args: str, ready: bool = ..., cwd: Path | str | None = ...,
                  env: dict[str, str] | None = ..., bind_socket: bool = ...,
-                 log_dir: Path | None = ..., extra_fds: Sequence[int] = ()) -> Server: ...
+                 log_dir: Path | None = ..., extra_fds: Sequence[int] = (),
+                 wrapper: Sequence[str] = ()) -> Server: ...
 
 
 def _children_of(pid: int) -> list[str]:

@@ -592,7 +592,8 @@ def _everything_changed() -> Settings:
         max_worker_lifetime=3600.0, max_worker_lifetime_jitter=60.0,
         access_logfile="-", access_log_format='%(h)s "%(r)s"\t%(s)s', error_logfile="err.log",
         log_level="debug", daemon=True, pid="x.pid", user="1000", group="nogroup",
-        umask=0o777)
+        umask=0o777, hooks="deploy.hooks", reload=True, reload_extra_file=("/srv/a.toml",),
+        log_config=str(ROOT / "etc" / "logging.toml"))
 
 
 def test_every_setting_is_changed_by_the_round_trip_fixture() -> None:
@@ -667,7 +668,9 @@ def test_sample_config_loads_as_the_defaults(tmp_path: Path) -> None:
     assert load_settings(["-c", str(path)], {}) == Settings()
 
 
-def test_sample_config_uncommented_is_valid(tmp_path: Path) -> None:
+def test_sample_config_uncommented_is_valid(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)  # where the example --log-config file, etc/logging.toml, is
     lines = [re.sub(r"^# ([a-z_]+ = )", r"\1", line) for line in render_toml().splitlines()]
     text = "\n".join(lines)
     keys = {key for table in tomllib.loads(text).values() for key in table}
