@@ -391,7 +391,7 @@ class AddressList(ValueType):
     def from_toml(self, value: object) -> tuple[str, ...]:
         if isinstance(value, list) and all(isinstance(item, str) for item in value):
             return self.parse(",".join(value))
-        return super().from_toml(value)  # type: ignore[no-any-return]
+        return tuple(super().from_toml(value))
 
     def text(self, value: Any) -> str:
         return ",".join(value)
