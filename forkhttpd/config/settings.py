@@ -218,6 +218,25 @@ def _env_values(environ: Mapping[str, str], errors: list[str]) -> dict[str, Any]
     return values
 
 
+def _edge_checks(settings: Settings) -> list[str]:
+    """The proxy and TLS settings that need each other (the TLS files themselves are read by
+    forkhttpd.worker.tls.build_context: at startup, in --check-config and on SIGHUP)."""
+    errors = []
+    if settings.proxy_protocol and not settings.forwarded_allow_ips:
+        errors.append("--proxy-protocol: needs the proxies' addresses in "
+                      "--forwarded-allow-ips, which is empty")
+    if not settings.certfile:
+        for name in ("keyfile", "ca_certs", "ssl_ciphers"):
+            if getattr(settings, name):
+                errors.append(f"{SETTINGS_BY_NAME[name].flag}: needs --certfile")
+        if settings.cert_reqs != "none":
+            errors.append("--cert-reqs: needs --certfile")
+    elif settings.cert_reqs != "none" and not settings.ca_certs:
+        errors.append(f"--cert-reqs {settings.cert_reqs}: client certificates are checked "
+                      "against --ca-certs, which is not set")
+    return errors
+
+
 def _cross_check(settings: Settings) -> list[str]:
     """Combinations of individually valid values that cannot work together."""
     errors = []
@@ -253,7 +272,7 @@ def _cross_check(settings: Settings) -> list[str]:
                 errors.append(f"{flag}: URL prefix {mount.url_prefix} is already used by "
                               f"{prefixes[mount.url_prefix]}")
             prefixes.setdefault(mount.url_prefix, flag)
-    return errors
+    return errors + _edge_checks(settings)
 
 
 def load_settings(argv: list[str], environ: Mapping[str, str] | None = None) -> Settings:

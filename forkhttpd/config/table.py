@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .types import (
+    AddressList,
     Bind,
     BindAddress,
     Bool,
@@ -33,7 +34,8 @@ from .types import (
 __all__ = ["ENV_PREFIX", "SECTIONS", "SETTINGS", "Setting", "Settings", "SETTINGS_BY_NAME"]
 
 ENV_PREFIX = "FORKHTTPD_"
-SECTIONS = ("server", "applications", "protocol", "workers", "logging", "process")
+SECTIONS = ("server", "proxy", "tls", "applications", "protocol", "workers", "logging",
+            "process")
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,13 @@ def _check_url_path(text: str) -> str:
     if not text.startswith("/") or any(char.isspace() or char in "?#" for char in text):
         raise InvalidValue()
     return text
+
+
+def _check_root_path(text: str) -> str:
+    text = _check_url_path(text)
+    if text != "/" and text.endswith("/"):
+        raise InvalidValue("without a trailing slash, as in /app")
+    return "" if text == "/" else text
 
 
 class _AnyAtom(dict[str, int]):
@@ -217,6 +226,52 @@ class Settings:
         (), "--reload-extra-file", section="server", reloadable=True,
         type=ListOf(Str("a path", "path", "FILE", _absolute)), example=("./settings.toml",),
         help="Also reload when this file changes (only with --reload); repeat for several")
+
+    # ---- proxy ----
+    forwarded_allow_ips: tuple[str, ...] = _setting(
+        ("127.0.0.1", "::1"), "--forwarded-allow-ips", section="proxy", reloadable=True,
+        type=AddressList(),
+        help="Peers trusted to say who the client is: their X-Forwarded-For, -Proto, -Host, "
+             "-Port and Forwarded fields set the client address, scheme, host and port every "
+             "interface sees (from other peers they are plain fields), and only they may send "
+             'a PROXY protocol header. Comma list of addresses and CIDR networks, "*" for any '
+             'peer, "unix" for Unix-socket peers; empty for none')
+    proxy_protocol: bool = _setting(
+        False, "--proxy-protocol", section="proxy", reloadable=True, type=Bool(),
+        help="Expect a PROXY protocol header (v1 or v2, as HAProxy's send-proxy and cloud "
+             "load balancers send) at the start of every connection, from a "
+             "--forwarded-allow-ips peer; a connection without a valid one is closed")
+    root_path: str | None = _setting(
+        None, "--root-path", section="proxy", reloadable=True, example="/app",
+        type=Optional(Str('a URL path starting with "/"', "URL path", "PATH",
+                          _check_root_path)),
+        help="URL prefix the application is mounted under behind a proxy: WSGI's SCRIPT_NAME "
+             "(PATH_INFO loses the prefix when the request carries it), and the same for "
+             "the other interfaces")
+
+    # ---- tls ----
+    certfile: str | None = _setting(
+        None, "--certfile", section="tls", reloadable=True, type=Optional(_PATH),
+        example="/etc/forkhttpd/cert.pem",
+        help="PEM certificate (chain) to serve HTTPS with; if not set, plain HTTP. Re-read "
+             "by every new generation (SIGHUP)")
+    keyfile: str | None = _setting(
+        None, "--keyfile", section="tls", reloadable=True, type=Optional(_PATH),
+        example="/etc/forkhttpd/key.pem",
+        help="PEM private key of --certfile, unless the certificate file holds it")
+    ca_certs: str | None = _setting(
+        None, "--ca-certs", section="tls", reloadable=True, type=Optional(_PATH),
+        example="/etc/forkhttpd/clients-ca.pem",
+        help="PEM CA certificates that client certificates are checked against")
+    cert_reqs: str = _setting(
+        "none", "--cert-reqs", section="tls", reloadable=True,
+        type=Choice("none", "optional", "required"),
+        help="Client certificates: not asked for, checked when sent, or required")
+    ssl_ciphers: str | None = _setting(
+        None, "--ssl-ciphers", section="tls", reloadable=True, example="ECDHE+AESGCM",
+        type=Optional(Str("an OpenSSL cipher list", "cipher list", "CIPHERS")),
+        help="OpenSSL cipher list for TLS 1.2 (TLS 1.3 suites are OpenSSL's); if not set, "
+             "OpenSSL's defaults. TLS 1.2 is the minimum version, ALPN offers http/1.1")
 
     # ---- applications ----
     interface: str = _setting(

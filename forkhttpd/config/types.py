@@ -19,7 +19,8 @@ from typing import Any
 from ..interfaces.mounts import Mount
 
 __all__ = [
-    "BindAddress", "Bool", "Bind", "Choice", "Float", "Int", "InvalidValue", "ListOf", "Mount",
+    "AddressList", "BindAddress", "Bool", "Bind", "Choice", "Float", "Int", "InvalidValue",
+    "ListOf", "Mount",
     "MountType", "Octal", "Optional", "SettingsError", "Str", "ValueType", "parse_bind",
     "show_value", "toml_string",
 ]
@@ -364,6 +365,39 @@ class MountType(ValueType):
         if any(char.isspace() for char in prefix):
             raise InvalidValue("the URL prefix must not contain spaces")
         return Mount(prefix, directory)
+
+
+class AddressList(ValueType):
+    """Peers named by address: a comma list of IP addresses and CIDR networks, `*` for every
+    peer, `unix` for Unix-socket peers; empty for none. A TOML array or string in a file."""
+
+    expected = 'a comma list of IP addresses and networks (CIDR), "*" or "unix"'
+    name = "list of addresses, networks, * or unix"
+    metavar = "ADDRESSES"
+
+    @staticmethod
+    def _item(text: str) -> str:
+        if text in ("*", "unix"):
+            return text
+        try:
+            return str(ipaddress.ip_network(text, strict=False) if "/" in text
+                       else ipaddress.ip_address(text))
+        except ValueError:
+            raise InvalidValue(f"{text!r} is not an IP address or network") from None
+
+    def parse(self, text: str) -> tuple[str, ...]:
+        return tuple(self._item(part.strip()) for part in text.split(",") if part.strip())
+
+    def from_toml(self, value: object) -> tuple[str, ...]:
+        if isinstance(value, list) and all(isinstance(item, str) for item in value):
+            return self.parse(",".join(value))
+        return tuple(super().from_toml(value))
+
+    def text(self, value: Any) -> str:
+        return ",".join(value)
+
+    def toml(self, value: Any) -> str:
+        return "[" + ", ".join(toml_string(item) for item in value) + "]"
 
 
 class Optional(ValueType):

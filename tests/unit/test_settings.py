@@ -561,6 +561,33 @@ def test_status_bind_clashing_with_bind() -> None:
         "--status-bind: 127.0.0.1:8000 is also a --bind address"
 
 
+def test_proxy_and_tls_combinations() -> None:
+    assert error_of(["--keyfile", "k.pem"]) == "--keyfile: needs --certfile"
+    assert error_of(["--cert-reqs", "optional"]) == "--cert-reqs: needs --certfile"
+    assert error_of(["--certfile", "c.pem", "--cert-reqs", "required"]) == (
+        "--cert-reqs required: client certificates are checked against --ca-certs, which "
+        "is not set")
+    assert error_of(["--proxy-protocol", "--forwarded-allow-ips", ""]) == (
+        "--proxy-protocol: needs the proxies' addresses in --forwarded-allow-ips, which is "
+        "empty")
+
+
+def test_forwarded_allow_ips_forms() -> None:
+    assert load([]).forwarded_allow_ips == ("127.0.0.1", "::1")
+    assert load(["--forwarded-allow-ips", " 10.0.0.1/8 ,::1, *,unix"]).forwarded_allow_ips \
+        == ("10.0.0.0/8", "::1", "*", "unix")
+    assert load(["--forwarded-allow-ips", ""]).forwarded_allow_ips == ()
+    assert error_of(["--forwarded-allow-ips", "10.0.0.0/8,proxy"]) == (
+        '--forwarded-allow-ips: expected a comma list of IP addresses and networks (CIDR), '
+        '"*" or "unix", got \'10.0.0.0/8,proxy\' (\'proxy\' is not an IP address or network)')
+
+
+def test_root_path_forms() -> None:
+    assert load(["--root-path", "/app"]).root_path == "/app"
+    assert not load(["--root-path", "/"]).root_path
+    assert error_of(["--root-path", "app"]).startswith("--root-path: expected a URL path")
+
+
 def test_url_prefix_used_twice() -> None:
     assert error_of(["--static", "/a=x", "--static", "/a=y"]) == \
         "--static: URL prefix /a is already used by --static"
@@ -581,7 +608,10 @@ def _everything_changed() -> Settings:
                                         BindAddress("unix", path='/tmp/we"ird\\ \x7f.sock')),
         workers=4, backlog=10, chdir="/srv/é", reuse_port=True, defer_accept=0,
         health_path="/up",
-        status_bind=BindAddress("tcp", "0.0.0.0", 9000), interface="wsgi",
+        status_bind=BindAddress("tcp", "0.0.0.0", 9000),
+        forwarded_allow_ips=("10.0.0.0/8", "*", "unix"), proxy_protocol=True, root_path="/a",
+        certfile="c.pem", keyfile="k.pem", ca_certs="ca.pem", cert_reqs="required",
+        ssl_ciphers="ECDHE+AESGCM", interface="wsgi",
         static=(Mount("/s", "./static"),), routes="routes", cgi_dir=(Mount("/c", "cgi"),),
         list_directories=True, show_hidden=True, serve_hidden=True, follow_symlinks=True,
         cgi_timeout=1.5,
