@@ -77,6 +77,10 @@ def zygote_main(ctx: ZygoteContext, number: int, cmd_r: int, msg_w: int) -> None
         importlib.invalidate_caches()
         settings = ctx.settings
         try:
+            if settings.certfile:  # as root, before the app: a bad certificate fails the load
+                from ..worker.tls import loaded_context
+
+                loaded_context(settings)
             if settings.user or settings.group:
                 from ..ops import privileges
 

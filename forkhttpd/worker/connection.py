@@ -68,6 +68,7 @@ class Connection:
 
     __slots__ = ("sock", "fd", "peer", "proto", "phase", "deadline", "head_start",
                  "served", "registered", "queued", "nonblocking", "fin_pending")
+    scheme = "http"  # TLSConnection: https
 
     def __init__(self, sock: _socket.socket, peer: object, proto: ServerConnection) -> None:
         self.sock = sock

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from ..protocol import NEED_DATA, Data, EndOfMessage, Request
+from ..protocol.forwarded import Forwarded, Trust, resolve_forwarded
 from .errors import BodyTimeout, ClientGone, HandlerTimeout
 from .parts import ResponseParts, error_parts
 
@@ -34,16 +35,18 @@ class ExchangeContext:
     stop flag (set by the worker's signal handler, read where a response head is written),
     the heartbeat and the clock. One per loop, shared by its exchanges."""
 
-    __slots__ = ("stopping", "header_timeout", "min_body_rate", "on_tick", "clock")
+    __slots__ = ("stopping", "header_timeout", "min_body_rate", "on_tick", "clock", "trust")
 
     def __init__(self, header_timeout: float = 10.0, min_body_rate: int = 1024,
                  on_tick: Callable[[float], None] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 trust: Trust | None = None) -> None:
         self.stopping = False
         self.header_timeout = header_timeout
         self.min_body_rate = min_body_rate
         self.on_tick = on_tick
         self.clock = clock
+        self.trust = trust  # --forwarded-allow-ips (None: nobody)
 
 
 def _title(name: str) -> str:
@@ -55,7 +58,8 @@ class Exchange:
     (--keep-alive 0, the last of --max-keepalive-requests); adapters may set it too."""
 
     __slots__ = ("conn", "request", "ctx", "close", "started", "status", "bytes_sent", "body_sent",
-                 "start", "_continue_sent", "_body_done", "_body_bytes", "_last_beat")
+                 "start", "_continue_sent", "_body_done", "_body_bytes", "_last_beat",
+                 "_forwarded")
 
     def __init__(self, conn: Connection, request: Request, ctx: ExchangeContext,
                  close: bool = False) -> None:
@@ -71,10 +75,41 @@ class Exchange:
         self._continue_sent = False
         self._body_done = False  # even a bodiless request ends with EndOfMessage
         self._body_bytes = 0
+        self._forwarded: Forwarded | None | bool = False  # False: not asked yet
 
     @property
     def peer(self) -> object:
         return self.conn.peer
+
+    # -- who and how the client asked: the one answer every interface and the log use --------
+    @property
+    def forwarded(self) -> Forwarded | None:
+        """What trusted proxies said about this request (X-Forwarded-*, Forwarded), worked out
+        the first time anyone asks; None when nothing applies (the peer is not trusted, or
+        sent no well-formed forwarding field)."""
+        found = self._forwarded
+        if found is False:
+            trust = self.ctx.trust
+            found = self._forwarded = (None if trust is None else resolve_forwarded(
+                self.conn.peer, self.request.headers, trust))
+        return found  # type: ignore[return-value]
+
+    @property
+    def client(self) -> object:
+        """The client's address: (host, port) for TCP (as a trusted proxy or the PROXY header
+        says, else the peer's), a path or "" for a Unix socket."""
+        forwarded = self.forwarded
+        if forwarded is None or forwarded.client is None:
+            return self.conn.peer
+        return (forwarded.client, forwarded.client_port or 0)
+
+    @property
+    def scheme(self) -> str:
+        """"https" or "http": as a trusted proxy says, else the connection's own."""
+        forwarded = self.forwarded
+        if forwarded is not None and forwarded.scheme is not None:
+            return forwarded.scheme
+        return self.conn.scheme
 
     @property
     def local_address(self) -> Any:

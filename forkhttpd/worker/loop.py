@@ -28,6 +28,7 @@ import select
 import socket
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ..protocol import (
     NEED_DATA,
@@ -42,6 +43,12 @@ from ..runtime.scoreboard import count_refusal
 from .connection import Acceptor, Connection, Phase
 from .errors import BodyTimeout, ClientGone, HandlerTimeout
 from .exchange import Adapter, Exchange, ExchangeContext
+from .prelude import Prelude, PreludeRefused
+
+if TYPE_CHECKING:
+    import ssl
+
+    from ..protocol.forwarded import Trust
 
 __all__ = ["ServeLoop", "ServeOptions"]
 
@@ -64,12 +71,14 @@ class ServeOptions:
     so that workers need not import dataclasses)."""
 
     __slots__ = ("limits", "keep_alive", "max_keepalive_requests", "header_timeout",
-                 "min_body_rate", "health_path", "accept_batch")
+                 "min_body_rate", "health_path", "accept_batch", "trust", "proxy_protocol",
+                 "tls")
 
     def __init__(self, limits: Limits | None = None, keep_alive: float = 5.0,
                  max_keepalive_requests: int = 1000, header_timeout: float = 10.0,
                  min_body_rate: int = 1024, health_path: str | None = None,
-                 accept_batch: int = 16) -> None:
+                 accept_batch: int = 16, trust: Trust | None = None,
+                 proxy_protocol: bool = False, tls: ssl.SSLContext | None = None) -> None:
         self.limits = Limits() if limits is None else limits
         self.keep_alive = keep_alive
         self.max_keepalive_requests = max_keepalive_requests
@@ -77,6 +86,9 @@ class ServeOptions:
         self.min_body_rate = min_body_rate
         self.health_path = health_path
         self.accept_batch = accept_batch
+        self.trust = trust  # --forwarded-allow-ips; None: nobody
+        self.proxy_protocol = proxy_protocol
+        self.tls = tls
 
 
 class ServeLoop:
@@ -96,7 +108,7 @@ class ServeLoop:
         self.wake_fd = wake_fd
         self.clock = clock
         self.ctx = ExchangeContext(options.header_timeout, options.min_body_rate, on_tick,
-                                   clock)
+                                   clock, options.trust)
         # the request that must close its connection: the last one --max-keepalive-requests
         # allows, or every one under --keep-alive 0
         self.close_at = (options.max_keepalive_requests if options.keep_alive > 0 else 1)
@@ -108,6 +120,14 @@ class ServeLoop:
         if wake_fd is not None:
             self.epoll.register(wake_fd, _EPOLLIN)
         self.conns: dict[int, Connection] = {}  # by descriptor: what epoll reports
+        # connections before their first HTTP byte (a PROXY header, a TLS handshake), kept
+        # apart so that the common case pays nothing for them
+        self.preludes: dict[int, Prelude] = {}
+        self.connection_class: Callable[..., Connection] = Connection
+        if options.tls is not None:
+            from .tls import TLSConnection  # ssl is imported only by workers that serve TLS
+
+            self.connection_class = TLSConnection
         self.pending: list[Connection] = []  # pipelined requests already in our buffer
         self.requests = 0
         self.exit_now = False
@@ -133,7 +153,7 @@ class ServeLoop:
     def close(self) -> None:
         """Close every connection and the epoll set (a worker ends with os._exit instead;
         tests that step a loop call this)."""
-        for conn in list(self.conns.values()):
+        for conn in [*self.conns.values(), *(p.conn for p in self.preludes.values())]:
             self._final_close(conn)
         self.epoll.close()
 
@@ -153,7 +173,7 @@ class ServeLoop:
         # this one wait for the next)
         turn: list[Connection] | tuple[()] = self.pending
         if self.exit_now or (self.ctx.stopping and not self.listeners and not conns
-                             and not turn):
+                             and not turn and not self.preludes):
             return False
         if turn:
             self.pending = []
@@ -175,6 +195,8 @@ class ServeLoop:
                 self._accept(listeners[fd])
             elif fd == self.wake_fd:
                 self._drain_wake()
+            elif fd in self.preludes:
+                self._advance(self.preludes[fd])
             if self.exit_now:
                 return False
         for conn in turn:
@@ -217,6 +239,8 @@ class ServeLoop:
                 self._resume_accepting()
             else:
                 self.next_housekeeping = min(self.next_housekeeping, self.accept_resume)
+        for prelude in [p for p in self.preludes.values() if p.conn.deadline <= now]:
+            self._final_close(prelude.conn)  # a stalled PROXY header or TLS handshake
         for conn in [c for c in self.conns.values() if c.deadline <= now]:
             if conn.phase is _HEAD:
                 # RFC 9110 15.5.9: the head did not arrive in time.
@@ -283,6 +307,11 @@ class ServeLoop:
         clients send the request with the connect: it is read at once, saving an epoll round
         trip; otherwise the epoll set will tell us."""
         conn = self._add(sock, peer, self.clock())
+        prelude = self.preludes.get(conn.fd)
+        if prelude is not None:
+            self._register(conn)
+            self._advance(prelude)
+            return conn
         data = conn.recv_nowait()
         if data is None:
             self._register(conn)
@@ -292,11 +321,54 @@ class ServeLoop:
         return conn
 
     def _add(self, sock: _socket.socket, peer: object, now: float) -> Connection:
-        conn = Connection(sock, peer, ServerConnection(self.options.limits))
-        self.conns[conn.fd] = conn
+        options = self.options
+        if options.tls is None:
+            conn = Connection(sock, peer, ServerConnection(options.limits))
+        else:
+            conn = self.connection_class(sock, peer, ServerConnection(options.limits),
+                                         options.tls)
         conn.head_start = now
-        conn.deadline = now + self.options.header_timeout
+        conn.deadline = now + options.header_timeout  # the prelude's deadline too
+        if options.tls is None and not options.proxy_protocol:
+            self.conns[conn.fd] = conn
+        else:
+            trust = options.trust
+            self.preludes[conn.fd] = Prelude(
+                conn, options.proxy_protocol, trust is not None and trust.peer(peer),
+                options.tls is not None)
         return conn
+
+    def _advance(self, prelude: Prelude) -> None:
+        """One step of a connection's prelude; once it is over, the connection joins the
+        others and what it already sent is served."""
+        conn = prelude.conn
+        try:
+            if not prelude.advance():
+                return
+        except PreludeRefused as refused:
+            log.debug("connection from %s closed: %s", conn.peer, refused)
+            if refused.answer:
+                try:
+                    Connection.send_all(conn, refused.answer, timeout=1.0, last=True)
+                except (ClientGone, OSError):
+                    pass
+            if refused.status:
+                duration = count_refusal(refused.status, len(refused.answer), conn.head_start)
+                log_refusal(conn.peer, "-", refused.status, refused.answer, duration)
+            self._final_close(conn)
+            return
+        except Exception:
+            log.exception("internal error on a connection from %s; closing it", conn.peer)
+            self._final_close(conn)
+            return
+        del self.preludes[conn.fd]
+        self.conns[conn.fd] = conn
+        if prelude.leftover:
+            conn.phase = _HEAD
+            conn.proto.receive_data(prelude.leftover)
+            self._guarded(self._process, conn)
+        else:
+            self._guarded(self._readable, conn)
 
     def _pause_accepting(self, error: OSError) -> None:
         """Out of descriptors, buffers or memory: the listener stays readable, so polling it
@@ -486,6 +558,8 @@ class ServeLoop:
             return
         if self.conns.get(conn.fd) is conn:
             del self.conns[conn.fd]
+        elif self.preludes and conn.fd in self.preludes and self.preludes[conn.fd].conn is conn:
+            del self.preludes[conn.fd]
         if conn.registered:
             # explicitly: a child the handler forked may hold a copy of the socket, and then
             # close() would leave it in the epoll set, reported under a number we reuse

@@ -23,6 +23,7 @@ from typing import Any
 from setproctitle import setproctitle
 
 from ..protocol import Limits
+from ..protocol.forwarded import Trust
 from ..runtime import logs
 from ..runtime import scoreboard as heartbeat
 from ..runtime.hooks import Hooks, WorkerView, settings_view
@@ -50,7 +51,18 @@ def serve_options(settings: Any) -> ServeOptions:
         header_timeout=settings.header_timeout,
         min_body_rate=settings.min_body_rate,
         health_path=settings.health_path,
+        trust=Trust(settings.forwarded_allow_ips) if settings.forwarded_allow_ips else None,
+        proxy_protocol=settings.proxy_protocol,
+        tls=_tls_context(settings),
     )
+
+
+def _tls_context(settings: Any) -> Any:
+    if not settings.certfile:
+        return None
+    from .tls import loaded_context  # ssl only in workers that serve TLS
+
+    return loaded_context(settings)
 
 
 class _Worker:
