@@ -111,7 +111,7 @@ def build_adapter(app: Any, interface: str = "auto", args: tuple[Any, ...] = (),
 
         if not callable(app):
             raise InterfaceError(f"--interface wsgi: {app!r} is not callable")
-        return wsgi_adapter(app)
+        return wsgi_adapter(app, getattr(settings, "root_path", None) or "")
     if kind == "handler-class":
         from .handler_class import handler_class_adapter
 

@@ -26,6 +26,7 @@ from urllib.parse import unquote
 from ..protocol import Request
 from ..worker.exchange import Exchange
 from ..worker.parts import SERVER_NAME, ResponseParts, ServerFields, error_parts
+from .origin import apply_origin
 from .static import resolve_path
 
 __all__ = ["CGIDirectory", "CGIError", "parse_cgi_output"]
@@ -94,6 +95,8 @@ def parse_cgi_output(output: bytes) -> tuple[list[tuple[str, str]], bytes]:
 class CGIDirectory:
     """Run the programs of `directory` for URLs under `prefix`."""
 
+    root_path = ""  # --root-path (the router sets it): the prefix a proxy mounts us at
+
     def __init__(self, prefix: str, directory: str, timeout: float = 30.0,
                  redispatch: Callable[[Exchange], None] | None = None) -> None:
         self.prefix = prefix.rstrip("/")
@@ -155,6 +158,7 @@ class CGIDirectory:
         local = exchange.local_address
         peer = exchange.peer
         host = request.host or "localhost"
+        script_name = self.root_path + script_name  # --root-path: the prefix a proxy mounts us at
         env = {
             "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
             "GATEWAY_INTERFACE": "CGI/1.1",
@@ -175,6 +179,7 @@ class CGIDirectory:
             env["REMOTE_PORT"] = str(peer[1])
         if body:
             env["CONTENT_LENGTH"] = str(len(body))
+        apply_origin(exchange, env)  # a trusted proxy's word, TLS: after the fields
         for name, value in request.headers:
             if name == "content-type":
                 env["CONTENT_TYPE"] = value

@@ -71,7 +71,7 @@ def handler_class_adapter(cls: Any, limits: Limits | None = None, keep_alive: fl
 
     def handle(exchange: Exchange) -> None:
         sock = exchange.as_socket()
-        peer = exchange.peer
+        peer = exchange.client  # a trusted proxy's word about the client
         client = peer if isinstance(peer, tuple) else (str(peer or "unix"), 0)
         handler(sock, client, _ServerInfo(sock.getsockname()))
         if sock.timed_out is not None:

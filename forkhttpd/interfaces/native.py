@@ -27,7 +27,7 @@ def native_adapter(handler: Callable[..., Any], args: tuple[Any, ...] = ()) -> C
                               wire.headers,
                               exchange.read_body if wire.chunked or wire.content_length
                               else None,
-                              wire.target, exchange.conn.peer)  # type: ignore[arg-type]
+                              wire.target, exchange.client)  # type: ignore[arg-type]
         response = HttpResponse()
         try:
             returned = handler(request, response, *args)

@@ -69,7 +69,17 @@ def _static(settings: Any, directory: str, prefix: str = "", listing: bool = Fal
 
 
 def build_router(settings: Any, app: Adapter | None) -> Adapter:
-    """The adapter for the settings' mounts, routes and app (the app alone when that is all)."""
+    """The adapter for the settings' mounts, routes and app (the app alone when that is all),
+    behind --root-path when it is set."""
+    adapter = _build_router(settings, app)
+    if getattr(settings, "root_path", None):
+        from .origin import RootPath
+
+        return RootPath(settings.root_path, adapter)
+    return adapter
+
+
+def _build_router(settings: Any, app: Adapter | None) -> Adapter:
     if not settings.static and not settings.cgi_dir and not settings.routes:
         return app if app is not None else _static(settings, os.getcwd(), listing=True)
     router = Router()
@@ -82,8 +92,9 @@ def build_router(settings: Any, app: Adapter | None) -> Adapter:
 
         if not os.path.isdir(mount.directory):
             raise ValueError(f"--cgi-dir {mount}: no such directory")
-        router.mount(mount.url_prefix, CGIDirectory(mount.url_prefix, mount.directory,
-                                                    settings.cgi_timeout, router))
+        cgi = CGIDirectory(mount.url_prefix, mount.directory, settings.cgi_timeout, router)
+        cgi.root_path = getattr(settings, "root_path", None) or ""
+        router.mount(mount.url_prefix, cgi)
     if settings.routes:
         from .routes import RoutesDirectory
 

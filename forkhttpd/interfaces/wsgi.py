@@ -23,6 +23,7 @@ from ..protocol import LocalProtocolError
 from ..runtime.version import SERVER_SOFTWARE as _SOFTWARE
 from ..worker.exchange import Exchange
 from ..worker.parts import FileSlice, ResponseParts, ServerFields, trusted_fields
+from .origin import apply_origin
 
 __all__ = ["ErrorStream", "FileWrapper", "InputStream", "wsgi_adapter"]
 
@@ -275,11 +276,14 @@ _CONSTANT: dict[str, Any] = {
 }
 
 
-def build_environ(exchange: Exchange) -> dict[str, Any]:
-    """The PEP 3333 environ of one request."""
+def build_environ(exchange: Exchange, root_path: str = "") -> dict[str, Any]:
+    """The PEP 3333 environ of one request (`root_path`: --root-path, the SCRIPT_NAME; the
+    router has already taken it off the path)."""
     request = exchange.request
     path = request.path
     environ = _CONSTANT.copy()
+    if root_path:
+        environ["SCRIPT_NAME"] = root_path
     environ["REQUEST_METHOD"] = request.method
     environ["PATH_INFO"] = (unquote_to_bytes(path).decode("latin-1") if "%" in path else path)
     environ["QUERY_STRING"] = request.query
@@ -310,6 +314,7 @@ def build_environ(exchange: Exchange) -> dict[str, Any]:
             environ[key] += ("; " if key == "HTTP_COOKIE" else ",") + value
         else:
             environ[key] = value
+    environ["wsgi.url_scheme"] = apply_origin(exchange, environ)  # after the fields it fixes
     return environ
 
 
@@ -442,11 +447,11 @@ class _Response:
         self.exchange.finish()
 
 
-def wsgi_adapter(app: Callable[..., Any]) -> Callable[[Exchange], None]:
+def wsgi_adapter(app: Callable[..., Any], root_path: str = "") -> Callable[[Exchange], None]:
     """Wrap a WSGI application so that it answers Exchanges."""
 
     def handle(exchange: Exchange) -> None:
-        environ = build_environ(exchange)
+        environ = build_environ(exchange, root_path)
         response = _Response(exchange)
         result = app(environ, response.start_response)
         try:

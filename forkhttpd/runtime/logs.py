@@ -315,7 +315,7 @@ class AccessLog:
         """Log one finished Exchange (request, peer, status, body_sent, bytes_sent)."""
         request = exchange.request
         wire = exchange.bytes_sent
-        self.write(exchange.peer, request.request_line, exchange.status,
+        self.write(exchange.client, request.request_line, exchange.status,
                    getattr(exchange, "body_sent", wire), duration_us, request.headers,
                    request, wire)
 
