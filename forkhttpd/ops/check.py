@@ -1,7 +1,8 @@
 """`forkhttpd --check-config`: validate the settings and every path as the user that will use
 it, import the application in a throwaway child process, print what would run and exit 0, or
 2 with one line per problem (a settings error, as at startup), like `nginx -t`; must not import
-the master or worker packages, and never imports the application in the calling process (only
+the master package nor the worker's loop and process (worker/tls.py reads certificates as a
+zygote would), and never imports the application in the calling process (only
 the child, `forkhttpd _check-app`, does, after dropping privileges as a zygote would).
 """
 
@@ -136,6 +137,13 @@ def check_config(settings: Settings, argv: list[str]) -> int:
     except PrivilegeError as error:
         problems.append(str(error))
     problems += path_problems(settings, identity)
+    if settings.certfile:  # read as each zygote will read them
+        from ..worker.tls import TLSSetupError, context_from_settings
+
+        try:
+            context_from_settings(settings)
+        except TLSSetupError as error:
+            problems.append(str(error))
     binds, bind_problems = _bind_problems(settings)
     problems += bind_problems
     if settings.daemon and os.environ.get("NOTIFY_SOCKET"):

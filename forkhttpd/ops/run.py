@@ -101,6 +101,13 @@ def run_server(settings: Settings, make_adapter: Any = None,
             os.chdir(settings.chdir)
         except OSError as error:
             return startup.fail(f"--chdir {settings.chdir}: {error.strerror}")
+    if settings.certfile:  # read here for the terminal's sake; each zygote reads it again
+        from ..worker.tls import TLSSetupError, context_from_settings
+
+        try:
+            context_from_settings(settings)
+        except TLSSetupError as error:
+            return startup.fail(str(error))
     if not settings.daemon:
         failed = _configure_logging(settings)
         if failed:

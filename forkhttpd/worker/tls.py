@@ -65,10 +65,11 @@ def build_context(certfile: str, keyfile: str | None = None, ca_certs: str | Non
         context.load_cert_chain(certfile, keyfile, password=_no_password)
     except OSError as error:
         if isinstance(error, ssl.SSLError):
+            why = f" ({error.reason.lower().replace('_', ' ')})" if error.reason else ""
             raise TLSSetupError(
                 f"--certfile {certfile!r}{' / --keyfile ' + repr(keyfile) if keyfile else ''}: "
-                "expected a PEM certificate (chain) and its unencrypted private key "
-                f"({error.reason or error})") from None
+                f"expected a PEM certificate (chain) and its unencrypted private key{why}"
+            ) from None
         which = "--keyfile" if keyfile and not os.path.exists(keyfile) else "--certfile"
         name = keyfile if which == "--keyfile" else certfile
         raise TLSSetupError(f"{which} {name!r}: {error.strerror or error}") from None
@@ -78,7 +79,7 @@ def build_context(certfile: str, keyfile: str | None = None, ca_certs: str | Non
         except OSError as error:
             reason = (error.reason if isinstance(error, ssl.SSLError) else error.strerror)
             raise TLSSetupError(f"--ca-certs {ca_certs!r}: expected a file of PEM CA "
-                                f"certificates ({reason or error})") from None
+                                "certificates" + (f" ({reason})" if reason else "")) from None
     if cert_reqs not in CERT_REQS:
         raise TLSSetupError(f"--cert-reqs: expected one of {', '.join(CERT_REQS)}, "
                             f"got {cert_reqs!r}")
