@@ -179,7 +179,6 @@ class CGIDirectory:
             env["REMOTE_PORT"] = str(peer[1])
         if body:
             env["CONTENT_LENGTH"] = str(len(body))
-        apply_origin(exchange, env)  # a trusted proxy's word, TLS: after the fields
         for name, value in request.headers:
             if name == "content-type":
                 env["CONTENT_TYPE"] = value
@@ -190,6 +189,7 @@ class CGIDirectory:
             else:
                 key = "HTTP_" + name.upper().replace("-", "_")
                 env[key] = env[key] + ", " + value if key in env else value
+        apply_origin(exchange, env)  # a trusted proxy's word, TLS: after the fields it fixes
         return env
 
     def run(self, exchange: Exchange, program: str, env: dict[str, str], body: bytes,
