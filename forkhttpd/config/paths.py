@@ -23,7 +23,7 @@ _R, _W, _X = os.R_OK, os.W_OK, os.X_OK
 
 
 class Identity(Protocol):
-    """Who the workers run as (ops.privileges.Identity has these fields)."""
+    """Who the workers run as (runtime.privileges.Identity has these fields)."""
 
     @property
     def uid(self) -> int: ...

@@ -35,9 +35,8 @@ from ..runtime.hooks import WORKER_HOOKS, Hooks, load_hooks
 from ..runtime.scoreboard import Scoreboard
 from ..runtime.signals import reset_signals
 from ..worker.process import run_worker
-from .zygote_entry import say_failed
 
-__all__ = ["ZygoteContext", "zygote_main"]
+__all__ = ["ZygoteContext", "say_failed", "zygote_main"]
 
 log = logs.error_log
 
@@ -82,10 +81,10 @@ def zygote_main(ctx: ZygoteContext, number: int, cmd_r: int, msg_w: int) -> None
 
                 loaded_context(settings)
             if settings.user or settings.group:
-                from ..ops import privileges
+                from ..runtime import privileges
 
                 preload_modules()
-                privileges.drop_for_app(settings)  # ops: --user/--group, before the import
+                privileges.drop_for_app(settings)  # --user/--group, before the import
             adapter = ctx.make_adapter(settings)
             hooks = load_hooks(getattr(settings, "hooks", None), WORKER_HOOKS)
         except Exception as error:  # noqa: BLE001 - reported to the master, whatever it is
@@ -107,6 +106,14 @@ def zygote_main(ctx: ZygoteContext, number: int, cmd_r: int, msg_w: int) -> None
         code = 1
     finally:
         os._exit(code)
+
+
+def say_failed(msg_w: int, message: str, details: str = "") -> None:
+    """The "F" line: the generation cannot load (json only here, on the way out)."""
+    import json
+
+    os.write(msg_w, (json.dumps({"t": "F", "msg": message, "details": details}) + "\n")
+             .encode())
 
 
 def _report_sources(msg_w: int, ok: bool, details: str = "") -> None:

@@ -23,7 +23,7 @@ from typing import Any
 
 from ..interfaces.mounts import Mount
 
-__all__ = ["BOOTSTRAP", "bootstrap", "exec_zygote", "main", "plain_settings", "say_failed",
+__all__ = ["BOOTSTRAP", "bootstrap", "exec_zygote", "main", "plain_settings",
            "settings_from_plain", "zygote_command"]
 
 # The -c program: forkhttpd from the very directory the master imported it from, whatever
@@ -112,20 +112,14 @@ def exec_zygote(argv: list[str], keep: Sequence[int], title: str) -> None:
         os.execv(argv[0], argv)
     except BaseException as error:  # noqa: BLE001 - told to the master as a failed load
         try:
+            from .zygote import say_failed
+
             say_failed(int(argv[-1]), f"cannot start the zygote ({argv[0]}): {error}")
         finally:
             os._exit(127)
 
 
 # -- the zygote's side ----------------------------------------------------------------------
-def say_failed(msg_w: int, message: str, details: str = "") -> None:
-    """The "F" line: the generation cannot load (json only here, on the way out)."""
-    import json
-
-    os.write(msg_w, (json.dumps({"t": "F", "msg": message, "details": details}) + "\n")
-             .encode())
-
-
 def settings_from_plain(data: dict[str, Any]) -> Any:
     """The settings as the zygote and its workers read them: attributes, Mounts included."""
     from types import SimpleNamespace
@@ -182,6 +176,8 @@ def main() -> None:
                                 boot["app_label"], build_app_adapter)
     except BaseException as error:  # noqa: BLE001 - told to the master as a failed load
         import traceback
+
+        from .zygote import say_failed
 
         try:
             say_failed(msg_w, f"the zygote could not start: {error!r}",

@@ -22,8 +22,8 @@ from ..interfaces.loader import AppLoadError
 from ..master.listeners import systemd_fds
 from ..runtime import logs
 from ..runtime.hooks import HookError, load_hooks
+from ..runtime.privileges import PrivilegeError, drop_for_app, resolve
 from .pidfile import PidFileError, holder
-from .privileges import PrivilegeError, drop_for_app, resolve
 
 __all__ = ["check_config", "import_child"]
 

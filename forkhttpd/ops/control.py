@@ -1,6 +1,6 @@
 """`forkhttpd reload|reopen|stop|status`: control a running master through its PID file,
-without memorising signals; must not import the master or worker packages (it runs in its own short-lived
-process and only ever signals the master named by a locked PID file).
+without memorising signals; must not import the master or worker packages (it runs in its own
+short-lived process and only ever signals the master named by a locked PID file).
 
 A PID file can outlive its master and its PID can be recycled; a signal goes out only when the
 file is locked by a live master (pidfile.holder) whose command line is forkhttpd's.

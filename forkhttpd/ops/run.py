@@ -26,9 +26,9 @@ from ..config.settings import Settings
 from ..master.arbiter import Arbiter, StartupError
 from ..master.listeners import BindError, close_listeners, describe, open_listeners, systemd_fds
 from ..runtime import logs
+from ..runtime.privileges import PrivilegeError, hand_over_files, resolve
 from .daemon import ReadyPipe, detach
 from .pidfile import AlreadyRunning, PidFile, PidFileError, holder
-from .privileges import PrivilegeError, hand_over_files, resolve
 
 __all__ = ["EXIT_RUNNING", "EXIT_RUNTIME", "EXIT_USAGE", "app_label", "fail", "run_server"]
 

@@ -1,6 +1,7 @@
-"""Who the client is when a trusted proxy says so: X-Forwarded-For/-Proto/-Host/-Port and RFC 7239
-`Forwarded`, resolved against --forwarded-allow-ips as a pure function of the peer's address and
-the request's fields; imports nothing of forkhttpd and no I/O module.
+"""Who the client is when a trusted proxy says so; must not import forkhttpd or I/O modules.
+
+X-Forwarded-For/-Proto/-Host/-Port and RFC 7239 `Forwarded` are resolved against
+--forwarded-allow-ips as a pure function of the peer's address and the request's fields.
 
 The rules, so that a client can never speak for itself:
 

@@ -1,5 +1,6 @@
-"""The PROXY protocol header (HAProxy's spec, versions 1 and 2) as a pure function over the first
-bytes of a connection; imports nothing of forkhttpd and no I/O module.
+"""The PROXY protocol header (HAProxy's spec, v1 and v2); must not import forkhttpd or I/O.
+
+The header is parsed as a pure function over the first bytes of a connection.
 
 `parse_proxy_header(data)` returns the header once it is complete, None while more bytes are
 needed, and raises ProxyHeaderError as soon as the bytes cannot become a valid header, so that

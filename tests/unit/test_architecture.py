@@ -16,11 +16,14 @@ PACKAGE = REPO / "forkhttpd"
 
 # Who may do what to processes and client sockets (paths relative to the package's parent).
 # The master package owns fork/wait/kill; ops.control signals a running master by PID (it
-# is the `forkhttpd reload|stop|...` command, a process of its own).
+# is the `forkhttpd reload|stop|...` command, a process of its own); the CGI gateway ends the
+# process group of a program it started itself (subprocess, in its own session) at
+# --cgi-timeout, so that a background child holding its output cannot outlive the deadline.
 PROCESS_POWERS = ("os.fork", "os.forkpty", "os.waitpid", "os.wait", "os.wait3", "os.wait4",
                   "os.kill", "os.killpg")
 PROCESS_OWNERS = ("forkhttpd/master/",)
-PROCESS_EXCEPTIONS = {"os.kill": {"forkhttpd/ops/control.py"}}
+PROCESS_EXCEPTIONS = {"os.kill": {"forkhttpd/ops/control.py"},
+                      "os.killpg": {"forkhttpd/interfaces/cgi.py"}}
 
 # Client-socket I/O belongs to the worker package. The exceptions talk on sockets that are
 # not a client's: the master's status endpoint (an operator's port), systemd's notify

@@ -35,7 +35,7 @@ class FakeExchange:
     def __init__(self, line: str = "GET /a?b=1 HTTP/1.1", status: int = 200, size: int = 12,
                  headers: list[tuple[str, str]] | None = None) -> None:
         self.request = FakeRequest(line, headers or [])
-        self.peer = ("127.0.0.1", 5555)
+        self.peer = self.client = ("127.0.0.1", 5555)
         self.status = status
         self.bytes_sent = size
 

@@ -14,7 +14,7 @@ import pytest
 
 from forkhttpd.config.paths import _Who, path_problems
 from forkhttpd.config.settings import Mount, Settings
-from forkhttpd.ops.privileges import Identity
+from forkhttpd.runtime.privileges import Identity
 from forkhttpd.runtime.scoreboard import Scoreboard
 
 STRANGER = Identity(uid=54321, gid=54321, user=None)

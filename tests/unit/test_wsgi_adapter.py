@@ -14,7 +14,7 @@ import pytest
 
 from forkhttpd.interfaces.wsgi import InputStream, build_environ, wsgi_adapter
 from forkhttpd.protocol import DEFAULT_LIMITS, LocalProtocolError, Request, ServerConnection
-from forkhttpd.worker.exchange import Exchange
+from forkhttpd.worker.exchange import Exchange, ExchangeContext
 
 StartResponse = Callable[..., Any]
 App = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -40,6 +40,7 @@ class FakeConn:
         self.proto = ServerConnection(DEFAULT_LIMITS)
         self.peer = peer
         self.local = local
+        self.scheme = "http"
         self.loop = _Loop()
         self.sent: list[tuple[bytes, bool]] = []
         self.getsockname_calls = 0
@@ -80,7 +81,8 @@ def serve(app: App, raw: bytes, validate: bool = True, conn: FakeConn | None = N
     """One request through wsgi_adapter (under wsgiref.validate unless told otherwise)."""
     conn = conn or FakeConn(raw)
     request = conn.request()
-    exchange = Exchange(conn, request, close=not request.keep_alive)  # type: ignore[arg-type]
+    exchange = Exchange(conn, request, ExchangeContext(),  # type: ignore[arg-type]
+                        close=not request.keep_alive)
     wsgi_adapter(validator(app) if validate else app)(exchange)
     return conn
 
@@ -216,7 +218,7 @@ def test_invalid_status_and_content_length_are_refused() -> None:
 def _environ_of(raw: bytes, conn: FakeConn | None = None) -> dict[str, Any]:
     conn = conn or FakeConn(raw)
     request = conn.request()
-    return build_environ(Exchange(conn, request, close=False))  # type: ignore[arg-type]
+    return build_environ(Exchange(conn, request, ExchangeContext(), close=False))  # type: ignore[arg-type]
 
 
 def test_environ() -> None:
@@ -250,7 +252,8 @@ def test_the_local_address_is_asked_once_per_connection() -> None:
     conn = FakeConn(GET + GET)
     for _ in range(2):
         request = conn.request()
-        exchange = Exchange(conn, request, close=False)  # type: ignore[arg-type]
+        exchange = Exchange(conn, request, ExchangeContext(),  # type: ignore[arg-type]
+                            close=False)
         wsgi_adapter(validator(_listed(b"x")))(exchange)
         conn.proto.start_next_cycle()
         conn.proto.receive_data(conn.pending)

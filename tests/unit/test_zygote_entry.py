@@ -82,7 +82,7 @@ def test_a_fresh_zygote_imports_none_of_the_master() -> None:
     master_only = {"argparse", "tomllib", "psutil", "ctypes", "forkhttpd.config.settings",
                    "forkhttpd.config.table", "forkhttpd.master.health", "forkhttpd.master.status",
                    "forkhttpd.master.arbiter", "forkhttpd.master.generations",
-                   "forkhttpd.cli", "forkhttpd.ops.privileges", "forkhttpd.master.metrics",
+                   "forkhttpd.cli", "forkhttpd.runtime.privileges", "forkhttpd.master.metrics",
                    "subprocess", "forkhttpd.interfaces.cgi", "forkhttpd.interfaces.loader",
                    "forkhttpd.ops.run", "forkhttpd.ops.compat",
                    "forkhttpd.interfaces.compat_pyhttp"}

@@ -10,7 +10,7 @@ if TYPE_CHECKING:
 
 MASTER_ONLY = ("argparse", "tomllib", "psutil", "ctypes", "forkhttpd.config.settings",
                "forkhttpd.config.table", "forkhttpd.master.health", "forkhttpd.master.status",
-               "forkhttpd.master.arbiter", "forkhttpd.cli", "forkhttpd.ops.privileges")
+               "forkhttpd.master.arbiter", "forkhttpd.cli", "forkhttpd.runtime.privileges")
 
 
 def handler(request: HttpRequest, response: HttpResponse) -> object:

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from forkhttpd.ops import privileges
-from forkhttpd.ops.privileges import Identity, PrivilegeError, resolve
+from forkhttpd.runtime import privileges
+from forkhttpd.runtime.privileges import Identity, PrivilegeError, resolve
 
 
 def test_nothing_asked_nothing_done() -> None:
