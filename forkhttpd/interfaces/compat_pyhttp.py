@@ -365,13 +365,15 @@ class BaseHttpRequestHandler:
 
 
 def pyhttp_adapter(server: Any, header_timeout: float = 10.0) -> Callable[[Exchange], None]:
-    """Answer each connection as pyhttp's BaseServer would: server.process_request(conn,
-    addr), which constructs its request_handler(conn, addr, server)."""
+    """Answer each request as pyhttp's BaseServer would: server.process_request(conn, addr),
+    which constructs its request_handler(conn, addr, server). The handler reads one request
+    (forkhttpd has parsed it already, with its limits) and writes its own response; pyhttp
+    closes the connection after every response, and so does forkhttpd here."""
 
     def handle(exchange: Exchange) -> None:
-        sock = exchange.takeover()
+        sock = exchange.as_socket()
         sock.settimeout(header_timeout)
-        peer = exchange.peer
+        peer = exchange.client  # a trusted proxy's word about the client
         client = peer if isinstance(peer, tuple) else (str(peer or "unix"), 0)
         try:
             server.process_request(sock, client)
@@ -380,12 +382,9 @@ def pyhttp_adapter(server: Any, header_timeout: float = 10.0) -> Callable[[Excha
         except Exception:  # a bug in a handler subclass: logged, the worker lives on
             log.exception("pyhttp handler %s failed", getattr(
                 server.request_handler, "__qualname__", server.request_handler))
-        finally:
-            if not sock.closed:
-                try:
-                    sock.shutdown(socket.SHUT_WR)
-                except OSError:
-                    pass
-                sock.close()
+        if sock.timed_out is not None:
+            raise sock.timed_out  # a body timeout the handler caught: 408 if it can be
+        if exchange.started:
+            exchange.end_raw(False)
 
     return handle

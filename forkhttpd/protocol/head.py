@@ -54,6 +54,13 @@ _FIELDS_CACHE_MAX_ENTRIES = 128
 _FIELDS_CACHE_MAX_CHARS = 1024
 
 
+def reset_caches() -> None:
+    """Forget the remembered Host values and field sections (tests; a new Limits needs no
+    reset: an entry counts only for the Limits it was computed under)."""
+    _VALID_HOSTS.clear()
+    _FIELDS_CACHE.clear()
+
+
 # --------------------------------------------------------------------------- request line
 
 def parse_request_line(line: str) -> tuple[str, str, str, str, str, str | None]:

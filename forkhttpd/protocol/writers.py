@@ -50,6 +50,11 @@ _ENCODED_MAX_ENTRIES = 256
 _ENCODED_MAX_BYTES = 512
 
 
+def reset_caches() -> None:
+    """Forget the remembered field encodings (tests)."""
+    _ENCODED.clear()
+
+
 def encode_fields(headers: Headers) -> bytes:
     """Validate handler-supplied header fields and serialise them (CRLF after each)."""
     if not headers:

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from typing import Any
 
 __all__ = ["SERVER_NAME", "FileSlice", "OwnFields", "RawFile", "ResponseParts", "ServerFields",
-           "error_parts", "imf_fixdate", "trusted_fields"]
+           "error_parts", "imf_fixdate", "trusted_fields", "reset_date_cache"]
 
 SERVER_NAME = "forkhttpd"
 
@@ -85,6 +85,11 @@ class FileSlice:
 _server_line = f"Server: {SERVER_NAME}\r\n".encode()
 # one clock cache for both forms: [second, IMF-fixdate, b"Date: ...", b"Server: ...Date: ..."]
 _date_cache: list[Any] = [-1, "", b"", b""]
+
+
+def reset_date_cache() -> None:
+    """Forget the cached Date line, so that the next response reads the clock anew (tests)."""
+    _date_cache[:] = [-1, "", b"", b""]
 
 
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")

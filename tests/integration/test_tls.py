@@ -77,7 +77,7 @@ def test_stdlib_client_alpn_and_https_scheme(start_server: StartServer,
         # keep-alive: two requests on one TLS connection
         for _ in range(2):
             tls.sendall(b"GET /x HTTP/1.1\r\nHost: localhost\r\n\r\n")
-            response = http.client.HTTPResponse(tls)  # type: ignore[arg-type]
+            response = http.client.HTTPResponse(tls)
             response.begin()
             env = json.loads(response.read())
             assert response.status == 200
@@ -95,13 +95,13 @@ def test_curl_and_openssl_s_client(start_server: StartServer, pems: tuple[Path, 
                              capture_output=True, text=True, timeout=30)
         assert out.returncode == 0, out.stderr
         assert json.loads(out.stdout)["wsgi.url_scheme"] == "https"
-    out = subprocess.run(
+    s_client = subprocess.run(
         [OPENSSL or "openssl", "s_client", "-connect", f"127.0.0.1:{server.port}",
          "-servername", "localhost", "-alpn", "http/1.1", "-CAfile", str(cert),
          "-verify_return_error", "-ign_eof"],
         input=b"GET /s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
         capture_output=True, timeout=30)
-    text = out.stdout.decode(errors="replace")
+    text = s_client.stdout.decode(errors="replace")
     assert "ALPN protocol: http/1.1" in text
     assert "Verify return code: 0 (ok)" in text
     assert "HTTP/1.1 200 OK" in text and '"wsgi.url_scheme": "https"' in text

@@ -45,7 +45,7 @@ def test_http_server_keeps_picohttp_positions_and_checks_options() -> None:
     server = HttpServer(8080, _handler, ("x",), False, False)  # threads=False, start=False
     assert (server.threads, server.block, server.args, server.pid) == (False, True, ("x",), None)
     assert server.settings.workers == 1 and server.settings.bind[0].port == 8080
-    server = HttpServer(8080, _handler, start=False, workers="3", keep_alive=0,
+    server = HttpServer(8080, _handler, start=False, workers="3", keep_alive=0,  # type: ignore[arg-type]
                         access_logfile="-", static=["/s=./static"])
     assert (server.settings.workers, server.settings.keep_alive) == (3, 0.0)
     assert str(server.settings.static[0]) == "/s=./static"

@@ -15,7 +15,7 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self):  # type: ignore[no-untyped-def]
         if self.path == "/stop":
             self.server.shutdown()
-        body = f"{type(self.server).__name__} {self.server.server_port}".encode()
+        body = f"{type(self.server).__name__} {self.server.server_port}".encode()  # type: ignore[attr-defined]
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()

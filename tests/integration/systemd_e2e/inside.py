@@ -168,9 +168,9 @@ def test_start() -> None:
     status_code, body = get(8000, "/healthz")
     check("health path answers", status_code == 200 and body.strip() == "ok", body)
     pid = "/run/forkhttpd/forkhttpd.pid"
-    status = sh("forkhttpd", "status", "--pid", pid)
+    shown = sh("forkhttpd", "status", "--pid", pid)
     check("forkhttpd status works under the unit (pid file in RuntimeDirectory)",
-          status.returncode == 0 and main in status.stdout, status.stdout + status.stderr)
+          shown.returncode == 0 and main in shown.stdout, shown.stdout + shown.stderr)
     reopen = sh("forkhttpd", "reopen", "--pid", pid)
     check("forkhttpd reopen: both workers acknowledge", reopen.returncode == 0
           and "2 workers" in reopen.stdout, reopen.stdout + reopen.stderr)
