@@ -351,11 +351,12 @@ class Exchange:
         Connection: close to its head then)."""
         return self.close or self.ctx.stopping
 
-    def send_raw(self, data: bytes) -> None:
+    def send_raw(self, data: bytes | bytearray | memoryview) -> None:
         """Send bytes a handler class framed itself (its status is read from its status
-        line, for the access log and the counters)."""
+        line, for the access log and the counters). Any bytes-like object: a buffered
+        writer hands over memoryviews."""
         if self.status < 200 and data[:5] == b"HTTP/":
-            code = data[9:12]
+            code = bytes(data[9:12])
             if code.isdigit():
                 self.status = int(code)
         self.started = True
